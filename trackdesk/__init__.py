@@ -1,0 +1,3 @@
+"""Affiliate postback back office."""
+
+__version__ = "0.1.0"

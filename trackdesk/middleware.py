@@ -1,0 +1,46 @@
+"""Request-level guards: the body size limit, and the client address behind our proxies."""
+
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+
+
+class RequestSizeLimitMiddleware:
+    """Answer 413 to a body declared larger than DATA_UPLOAD_MAX_MEMORY_SIZE, before reading it.
+
+    Django checks that limit only where it reads `request.body`/`request.POST`; DRF's parsers
+    read the stream, so without this a JSON body of any size would be read into memory.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is not None and declared_length(request) > limit:
+            message = f"The request body is larger than the limit of {limit} bytes."
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": message}, status=413)
+            return HttpResponse(message, status=413, content_type="text/plain")
+        return self.get_response(request)
+
+
+def declared_length(request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def client_ip(request) -> str | None:
+    """The client's address: the socket's, or the one our TRUSTED_PROXY_COUNT proxies saw.
+
+    Each trusted proxy appends the address it received from to X-Forwarded-For, so the client is
+    the entry that many places from the right; anything further left is what the client claims.
+    """
+    count = settings.TRUSTED_PROXY_COUNT
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if count and forwarded:
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if len(hops) >= count:
+            return hops[-count]
+    return request.META.get("REMOTE_ADDR") or None

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("conversions.api_urls")),
+    path("api/v1/", include("affiliates.api_urls")),
+    path("api/v1/", include("postbacks.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("", include("conversions.urls")),
+]
+
+handler404 = "trackdesk.api.page_not_found"
+handler500 = "trackdesk.api.server_error"
+
+admin.site.site_header = "Affiliate postback back office"
+admin.site.site_title = "Postback back office"
+admin.site.index_title = "Affiliates, conversions and postbacks"
