@@ -1,0 +1,110 @@
+"""Admin for affiliates (with their ready-to-copy tracking links) and offers (with their pixel)."""
+
+from django.contrib import admin, messages
+from django.db import models
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+
+from .models import Affiliate, Offer
+
+
+def copyable(text: str):
+    """A read-only text box the user can click into and copy from."""
+    return format_html(
+        '<input type="text" readonly value="{}" size="{}" class="vTextField" '
+        'style="font-family: monospace; width: auto" onfocus="this.select()">',
+        text,
+        max(40, len(text) + 2),
+    )
+
+
+def changelist_link(model_name: str, label: str, **filters) -> str:
+    url = reverse(f"admin:postbacks_{model_name}_changelist")
+    return format_html('<a href="{}?{}">{}</a>', url, urlencode(filters), label)
+
+
+def pixel_url(offer: Offer) -> str:
+    """The pixel the advertiser fires on a sale; {cid} is the click id we passed them."""
+    return (
+        f"{reverse('conversion-pixel')}?conversionTypeCode=sale&cid={{cid}}&amount.value=100.50"
+        f"&token={offer.pixel_secret}"
+    )
+
+
+class DeactivateInsteadOfDeleteMixin:
+    """When rows still refer to the object, Django's delete page lists them and refuses; this
+    adds what to do instead, so history (clicks, conversions, the delivery log) is never lost."""
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        if protected:
+            name = self.model._meta.verbose_name
+            self.message_user(
+                request,
+                f"This {name} is still referred to, so it cannot be deleted. Deactivate it "
+                "instead (untick Active and save): it stops taking part and its history is kept.",
+                messages.WARNING,
+            )
+        return deleted, counts, perms_needed, protected
+
+
+@admin.register(Affiliate)
+class AffiliateAdmin(DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
+    list_display = ["name", "email", "active", "created"]
+    list_filter = ["active", "created"]
+    search_fields = ["name", "email"]
+    date_hierarchy = "created"
+    readonly_fields = ["tracking_links", "postback_links"]
+    fieldsets = [
+        (None, {"fields": ["name", "email", "active", "click_id_token"]}),
+        ("Tracking links", {"fields": ["tracking_links", "postback_links"]}),
+    ]
+
+    def get_fieldsets(self, request, obj=None):
+        # Links need the affiliate's id: show them once it is saved.
+        return self.fieldsets if obj else self.fieldsets[:1]
+
+    @admin.display(description="Tracking links (active offers)")
+    def tracking_links(self, affiliate):
+        offers = Offer.objects.filter(active=True).order_by("name")
+        if not offers:
+            return "No active offers yet."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td></tr>",
+            ((offer.name, copyable(affiliate.tracking_path(offer))) for offer in offers),
+        )
+        return format_html("<table><tbody>{}</tbody></table>", rows)
+
+    @admin.display(description="Postbacks and log")
+    def postback_links(self, affiliate):
+        return format_html(
+            "{} · {}",
+            changelist_link("postback", "Postbacks", affiliate__id__exact=affiliate.pk),
+            changelist_link(
+                "delivery", "Postback tracking log", postback__affiliate__id__exact=affiliate.pk
+            ),
+        )
+
+
+@admin.register(Offer)
+class OfferAdmin(DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    list_display = ["name", "landing_page_url", "default_currency", "active", "created"]
+    list_filter = ["active", "default_currency", "created"]
+    search_fields = ["name", "landing_page_url"]
+    date_hierarchy = "created"
+    readonly_fields = ["pixel_secret", "pixel_example"]
+    fieldsets = [
+        (None, {"fields": ["name", "landing_page_url", "default_currency", "active"]}),
+        ("Conversion pixel", {"fields": ["pixel_secret", "pixel_example"]}),
+    ]
+
+    def get_fieldsets(self, request, obj=None):
+        # The secret is generated on save.
+        return self.fieldsets if obj else self.fieldsets[:1]
+
+    @admin.display(description="Example pixel URL")
+    def pixel_example(self, offer):
+        return copyable(pixel_url(offer))

@@ -1,0 +1,128 @@
+"""Admin for clicks, conversion types, conversions (saved through the service) and rates."""
+
+from django.contrib import admin
+
+from postbacks.admin_html import recent_deliveries
+
+from . import services
+from .models import Click, Conversion, ConversionStatusChange, ConversionType, ExchangeRate
+
+AFF_SUBS = ["aff_s1", "aff_s2", "aff_s3", "aff_s4", "aff_s5"]
+
+
+@admin.register(Click)
+class ClickAdmin(admin.ModelAdmin):
+    """Clicks come from the tracking link; only the affiliate's sub ids may be corrected."""
+
+    list_display = ["cid", "affiliate", "offer", "aff_s1", "ip", "created"]
+    list_filter = ["affiliate", "offer"]
+    search_fields = ["=cid", "=aff_s1", "^ip"]
+    search_help_text = "Exact click ID or affS1, or the start of an IP address."
+    date_hierarchy = "created"
+    list_select_related = ["affiliate", "offer"]
+    readonly_fields = ["cid", "affiliate", "offer", "ip", "user_agent", "referrer", "created"]
+    fieldsets = [
+        (None, {"fields": ["cid", "affiliate", "offer", "created"]}),
+        ("Affiliate's sub IDs", {"fields": AFF_SUBS}),
+        ("Visitor", {"fields": ["ip", "user_agent", "referrer"]}),
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(ConversionType)
+class ConversionTypeAdmin(admin.ModelAdmin):
+    list_display = ["code", "name"]
+    search_fields = ["code", "name"]
+
+
+class StatusHistoryInline(admin.TabularInline):
+    model = ConversionStatusChange
+    verbose_name = "status change"
+    verbose_name_plural = "status history"
+    fields = ["created", "from_status", "to_status", "source"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Conversion)
+class ConversionAdmin(admin.ModelAdmin):
+    list_display = [
+        "created",
+        "transaction_id",
+        "affiliate",
+        "offer",
+        "conversion_type",
+        "status",
+        "payout",
+        "currency",
+    ]
+    list_filter = ["status", "conversion_type", "affiliate", "offer"]
+    search_fields = ["=transaction_id", "=id", "click__cid", "external_cid", "customer_id"]
+    search_help_text = (
+        "Exact transaction ID or conversion ID; part of a click ID, external click ID or "
+        "customer ID."
+    )
+    date_hierarchy = "created"
+    list_select_related = ["affiliate", "offer", "conversion_type"]
+    autocomplete_fields = ["affiliate", "offer"]
+    raw_id_fields = ["click"]
+    readonly_fields = ["id", "created", "updated", "deliveries_link"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "affiliate",
+                    "offer",
+                    "click",
+                    "conversion_type",
+                    "transaction_id",
+                    "status",
+                ]
+            },
+        ),
+        ("Amounts", {"fields": ["payout", "revenue", "sale_amount", "currency"]}),
+        (
+            "Advertiser parameters",
+            {
+                "fields": [
+                    "external_cid",
+                    "customer_id",
+                    ("adv_s1", "adv_s2", "adv_s3", "adv_s4", "adv_s5"),
+                ],
+                "classes": ["collapse"],
+            },
+        ),
+        ("Record", {"fields": ["id", "created", "updated", "deliveries_link"]}),
+    ]
+    inlines = [StatusHistoryInline]
+
+    def get_fieldsets(self, request, obj=None):
+        # The record (ids, dates, log link) exists once the conversion is saved.
+        return self.fieldsets if obj else self.fieldsets[:-1]
+
+    def save_model(self, request, obj, form, change):
+        # The service records the status history and fires postbacks, as the API does.
+        services.save_from_admin(obj, is_new=not change)
+
+    @admin.display(description="Postbacks sent (newest first)")
+    def deliveries_link(self, conversion):
+        return recent_deliveries(
+            conversion.deliveries.all(), show="postback", conversion__id__exact=conversion.pk
+        )
+
+
+@admin.register(ExchangeRate)
+class ExchangeRateAdmin(admin.ModelAdmin):
+    list_display = ["base", "quote", "rate", "valid_on"]
+    list_filter = ["base", "quote"]
+    date_hierarchy = "valid_on"

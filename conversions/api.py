@@ -1,0 +1,136 @@
+"""The conversion REST API: create, change status/amounts, list and read (token auth)."""
+
+import codecs
+from decimal import Decimal
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.parsers import JSONParser, get_encoding
+from rest_framework.response import Response
+from rest_framework.utils import json
+
+from . import services
+from .filters import ConversionFilter
+from .models import Conversion, StatusChangeSource
+from .serializers import (
+    BulkConversionsSerializer,
+    BulkResultSerializer,
+    ConversionCreateSerializer,
+    ConversionSerializer,
+    ConversionUpdateSerializer,
+    prefetch_for_bulk,
+)
+
+FIELD_ERRORS = OpenApiResponse(description="Field errors: {field: [message, ...]}.")
+
+
+class DecimalJSONParser(JSONParser):
+    """JSON whose fractional numbers become Decimal, so amounts never pass through float."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        encoding = get_encoding(parser_context or {})
+        try:
+            return json.load(codecs.getreader(encoding)(stream), parse_float=Decimal)
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from exc
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List conversions, newest first"),
+    retrieve=extend_schema(summary="Read one conversion"),
+)
+class ConversionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = (
+        Conversion.objects.select_related("click", "conversion_type")
+        .prefetch_related("status_changes")
+        .order_by("-created", "id")
+    )
+    serializer_class = ConversionSerializer
+    filterset_class = ConversionFilter
+    parser_classes = [DecimalJSONParser]
+
+    @extend_schema(
+        summary="Record a conversion (idempotent per offer and transaction_id)",
+        request=ConversionCreateSerializer,
+        responses={
+            201: ConversionSerializer,
+            200: OpenApiResponse(
+                ConversionSerializer, description="Already stored: the existing conversion."
+            ),
+            400: FIELD_ERRORS,
+        },
+    )
+    def create(self, request):
+        serializer = ConversionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        conversion, created = services.create_conversion(
+            services.ConversionInput(**serializer.validated_data), source=StatusChangeSource.API
+        )
+        return self._answer(conversion, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(
+        summary="Record up to 1,000 conversions in one call",
+        description="Each item is validated and stored on its own, like a single create "
+        "(idempotent per offer and transaction_id): a bad item is reported with its field "
+        "errors and the others are still stored. The answer lists one result per item, in "
+        "order: created, existing (already stored, or repeated earlier in the same call) or "
+        "error.",
+        request=BulkConversionsSerializer,
+        responses={
+            200: BulkResultSerializer,
+            400: OpenApiResponse(
+                description="The envelope is wrong (not a list, empty, "
+                "more than 1,000 items); nothing is stored."
+            ),
+        },
+    )
+    @action(detail=False, methods=["post"], url_path="bulk")
+    def bulk(self, request):
+        envelope = BulkConversionsSerializer(data=request.data)
+        envelope.is_valid(raise_exception=True)
+        items = envelope.validated_data["conversions"]
+        # One serializer validates every item: building its fields once, not per item, is
+        # most of the difference at 1,000 items.
+        checker = ConversionCreateSerializer(context={"prefetched": prefetch_for_bulk(items)})
+        results, valid, positions = [None] * len(items), [], []
+        for index, item in enumerate(items):
+            try:
+                values = checker.run_validation(item)
+            except ValidationError as exc:
+                results[index] = {"index": index, "result": "error", "errors": exc.detail}
+                continue
+            valid.append(services.ConversionInput(**values))
+            positions.append(index)
+        stored = services.create_conversions_bulk(valid, source=StatusChangeSource.API)
+        for index, (conversion, created) in zip(positions, stored, strict=True):
+            results[index] = {
+                "index": index,
+                "result": "created" if created else "existing",
+                "id": conversion.pk,
+                "transaction_id": conversion.transaction_id,
+            }
+        counts = {
+            kind: sum(r["result"] == kind for r in results) for kind in ("created", "existing")
+        }
+        answer = {**counts, "errors": len(items) - len(valid), "results": results}
+        return Response(BulkResultSerializer(answer).data, status=status.HTTP_200_OK)
+
+    @extend_schema(
+        summary="Change a conversion's status and/or amounts",
+        request=ConversionUpdateSerializer,
+        responses={200: ConversionSerializer, 400: FIELD_ERRORS},
+    )
+    def partial_update(self, request, pk=None):
+        conversion = self.get_object()
+        serializer = ConversionUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.update_conversion(
+            conversion, source=StatusChangeSource.API, **serializer.validated_data
+        )
+        return self._answer(conversion, status.HTTP_200_OK)
+
+    def _answer(self, conversion: Conversion, code: int) -> Response:
+        fresh = self.get_queryset().get(pk=conversion.pk)
+        return Response(self.get_serializer(fresh).data, status=code)

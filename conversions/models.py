@@ -1,0 +1,157 @@
+"""Clicks, conversion types, conversions with their status history, and exchange rates."""
+
+import secrets
+import uuid
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+
+from affiliates.models import Affiliate, Offer, validate_currency
+from trackdesk import currencies
+
+MONEY = {"max_digits": 18, "decimal_places": 6, "validators": [MinValueValidator(0)]}
+
+
+def new_cid() -> str:
+    """Our click id: 128 random bits, URL-safe."""
+    return secrets.token_urlsafe(16)
+
+
+class Click(models.Model):
+    cid = models.CharField("click ID", max_length=32, unique=True, default=new_cid, editable=False)
+    affiliate = models.ForeignKey(Affiliate, on_delete=models.PROTECT, related_name="clicks")
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="clicks")
+    aff_s1 = models.CharField("affS1", max_length=255, blank=True)
+    aff_s2 = models.CharField("affS2", max_length=255, blank=True)
+    aff_s3 = models.CharField("affS3", max_length=255, blank=True)
+    aff_s4 = models.CharField("affS4", max_length=255, blank=True)
+    aff_s5 = models.CharField("affS5", max_length=255, blank=True)
+    ip = models.GenericIPAddressField("IP", null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    referrer = models.CharField(max_length=2000, blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.cid
+
+
+class ConversionType(models.Model):
+    code = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConversionStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    ON_HOLD = "on_hold", "On hold"
+    REJECTED = "rejected", "Rejected"
+    REFUNDED = "refunded", "Refunded"
+    FRAUD = "fraud", "Fraud"
+    NOT_ALLOWED = "not_allowed", "Not allowed"
+    TEST = "test", "Test"
+
+
+class Conversion(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    affiliate = models.ForeignKey(Affiliate, on_delete=models.PROTECT, related_name="conversions")
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="conversions")
+    click = models.ForeignKey(
+        Click, on_delete=models.PROTECT, null=True, blank=True, related_name="conversions"
+    )
+    conversion_type = models.ForeignKey(ConversionType, on_delete=models.PROTECT)
+    status = models.CharField(
+        max_length=20, choices=ConversionStatus.choices, default=ConversionStatus.PENDING
+    )
+    transaction_id = models.CharField(
+        "transaction ID",
+        max_length=255,
+        help_text="The advertiser's id for this conversion; unique per offer.",
+    )
+    payout = models.DecimalField(null=True, blank=True, **MONEY)
+    revenue = models.DecimalField(null=True, blank=True, **MONEY)
+    sale_amount = models.DecimalField(null=True, blank=True, **MONEY)
+    currency = models.CharField(
+        max_length=3, choices=currencies.CHOICES, validators=[validate_currency]
+    )
+    external_cid = models.CharField("external click ID", max_length=255, blank=True)
+    adv_s1 = models.CharField("advS1", max_length=255, blank=True)
+    adv_s2 = models.CharField("advS2", max_length=255, blank=True)
+    adv_s3 = models.CharField("advS3", max_length=255, blank=True)
+    adv_s4 = models.CharField("advS4", max_length=255, blank=True)
+    adv_s5 = models.CharField("advS5", max_length=255, blank=True)
+    customer_id = models.CharField("customer ID", max_length=255, blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["offer", "transaction_id"], name="conversion_unique_transaction_per_offer"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["affiliate", "-created"]),
+            models.Index(fields=["status", "-created"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conversion_type_id and self.conversion_type} {self.transaction_id}"
+
+
+class StatusChangeSource(models.TextChoices):
+    API = "api", "API"
+    PIXEL = "pixel", "Conversion pixel"
+    ADMIN = "admin", "Admin"
+    IMPORT = "import", "Import"
+
+
+class ConversionStatusChange(models.Model):
+    """One row per status a conversion entered, its creation included (from_status blank)."""
+
+    conversion = models.ForeignKey(
+        Conversion, on_delete=models.CASCADE, related_name="status_changes"
+    )
+    from_status = models.CharField(max_length=20, choices=ConversionStatus.choices, blank=True)
+    to_status = models.CharField(max_length=20, choices=ConversionStatus.choices)
+    source = models.CharField(max_length=10, choices=StatusChangeSource.choices)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '(new)'} → {self.to_status}"
+
+
+class ExchangeRate(models.Model):
+    """1 unit of `base` is worth `rate` units of `quote` on `valid_on` (ECB: base EUR)."""
+
+    base = models.CharField(
+        max_length=3, choices=currencies.CHOICES, validators=[validate_currency]
+    )
+    quote = models.CharField(
+        max_length=3, choices=currencies.CHOICES, validators=[validate_currency]
+    )
+    rate = models.DecimalField(
+        max_digits=24, decimal_places=10, validators=[MinValueValidator(Decimal("0.0000000001"))]
+    )
+    valid_on = models.DateField(db_index=True)
+
+    class Meta:
+        ordering = ["-valid_on", "base", "quote"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["base", "quote", "valid_on"], name="exchange_rate_unique_per_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"1 {self.base} = {self.rate} {self.quote} ({self.valid_on})"

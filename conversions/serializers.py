@@ -1,0 +1,299 @@
+"""Conversion input validation (API and pixel alike) and the conversion's JSON shape."""
+
+import uuid
+from decimal import Decimal
+
+from rest_framework import serializers
+
+from affiliates.models import Affiliate, Offer
+from trackdesk import currencies
+from trackdesk.api import StrictFieldsMixin
+
+from .models import Click, Conversion, ConversionStatus, ConversionStatusChange, ConversionType
+
+TRACKDESK_STATUS_PREFIX = "conversion_status_"
+STATUS_ALIASES = {"declined": ConversionStatus.REJECTED}
+STATUS_HELP = (
+    "One of " + ", ".join(ConversionStatus.values) + "; any case. Trackdesk's spellings "
+    "(CONVERSION_STATUS_APPROVED, CONVERSION_STATUS_ON_HOLD, ...) and 'declined' (= rejected) "
+    "are accepted too."
+)
+
+
+def parse_status(value) -> str | None:
+    """Our status value for `value` (ours, CONVERSION_STATUS_*, or 'declined'), else None."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower().removeprefix(TRACKDESK_STATUS_PREFIX)
+    text = STATUS_ALIASES.get(text, text)
+    return text if text in ConversionStatus.values else None
+
+
+def click_for_cid(cid) -> Click | None:
+    """The click with this cid, or None (also for values that cannot be a cid)."""
+    if not isinstance(cid, str) or not cid or len(cid) > 32 or "\x00" in cid:
+        return None
+    return Click.objects.select_related("affiliate", "offer").filter(cid=cid).first()
+
+
+class StatusField(serializers.CharField):
+    """A conversion status in any accepted spelling; validates to our value."""
+
+    default_error_messages = {
+        "invalid_status": "'{value}' is not a conversion status. " + STATUS_HELP
+    }
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", STATUS_HELP)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        status = parse_status(data)
+        if status is None:
+            self.fail("invalid_status", value=str(data)[:50])
+        return status
+
+
+def money_field(help_text: str):
+    """A non-negative amount that never passes through float; rendered as a string."""
+    return serializers.DecimalField(
+        max_digits=18,
+        decimal_places=6,
+        min_value=Decimal(0),
+        coerce_to_string=True,
+        required=False,
+        allow_null=True,
+        help_text=help_text + ' A JSON number or a string such as "100.50".',
+    )
+
+
+def text_field(help_text: str = ""):
+    return serializers.CharField(
+        max_length=255, required=False, allow_blank=True, default="", help_text=help_text
+    )
+
+
+class ActivePrimaryKeyField(serializers.PrimaryKeyRelatedField):
+    """An active row by id; looked up in the context's prefetched rows when given (bulk)."""
+
+    def to_internal_value(self, data):
+        cache = self.context.get("prefetched", {}).get(self.queryset.model)
+        if cache is None:
+            return super().to_internal_value(data)
+        pk = self.pk_field.to_internal_value(data)
+        if pk not in cache:
+            self.fail("does_not_exist", pk_value=pk)
+        return cache[pk]
+
+
+def active_pk_field(model, help_text: str):
+    return ActivePrimaryKeyField(
+        queryset=model.objects.filter(active=True),
+        pk_field=serializers.IntegerField(),
+        required=False,
+        help_text=help_text,
+        error_messages={
+            "does_not_exist": f"No active {model._meta.verbose_name} with id {{pk_value}}."
+        },
+    )
+
+
+class AmountsSerializer(StrictFieldsMixin, serializers.Serializer):
+    payout = money_field("What the affiliate earns.")
+    revenue = money_field("What the network earns.")
+    sale_amount = money_field("The value of the sale.")
+
+
+class ConversionCreateSerializer(AmountsSerializer):
+    """A new conversion: from our click (`cid`) or for an explicit affiliate and offer."""
+
+    cid = serializers.CharField(
+        required=False, help_text="Our click id; affiliate and offer are taken from the click."
+    )
+    affiliate = active_pk_field(Affiliate, "Affiliate id; with `offer`, instead of `cid`.")
+    offer = active_pk_field(Offer, "Offer id; with `affiliate`, instead of `cid`.")
+    conversion_type = serializers.CharField(help_text="Conversion type code, e.g. sale, lead.")
+    status = StatusField(required=False, default=ConversionStatus.PENDING)
+    transaction_id = serializers.CharField(
+        max_length=255,
+        required=False,
+        default=lambda: uuid.uuid4().hex,
+        help_text="The advertiser's id for this conversion, unique per offer: sending it again "
+        "returns the stored conversion. When missing a random one is generated, so a retried "
+        "call without it creates a second conversion.",
+    )
+    currency = serializers.CharField(
+        required=False, help_text="ISO 4217 code, any case. Default: the offer's currency."
+    )
+    external_cid = text_field("External click id.")
+    adv_s1 = text_field()
+    adv_s2 = text_field()
+    adv_s3 = text_field()
+    adv_s4 = text_field()
+    adv_s5 = text_field()
+    customer_id = text_field()
+
+    def validate_cid(self, value: str) -> Click:
+        clicks = self.context.get("prefetched", {}).get(Click)
+        click = click_for_cid(value) if clicks is None else clicks.get(value)
+        if click is None:
+            raise serializers.ValidationError(f"No click with cid '{value[:40]}'.")
+        return click
+
+    def validate_conversion_type(self, value: str) -> ConversionType:
+        types = self.context.get("prefetched", {}).get(ConversionType)
+        found = (
+            ConversionType.objects.filter(code=value).first() if types is None else types.get(value)
+        )
+        if found is None:
+            raise serializers.ValidationError(f"No conversion type with code '{value[:50]}'.")
+        return found
+
+    def validate_currency(self, value: str) -> str:
+        code = value.upper()
+        if not currencies.is_valid(code):
+            raise serializers.ValidationError(
+                f"'{value[:10]}' is not an ISO 4217 currency code (for example USD, EUR)."
+            )
+        return code
+
+    def validate(self, attrs):
+        click = attrs.pop("cid", None)
+        if click is None:
+            _check_affiliate_and_offer_given(attrs)
+        else:
+            _check_click_fits(attrs, click)
+            attrs.update(click=click, affiliate=click.affiliate, offer=click.offer)
+        attrs.setdefault("currency", attrs["offer"].default_currency)
+        return attrs
+
+
+def _check_affiliate_and_offer_given(attrs) -> None:
+    if "affiliate" not in attrs and "offer" not in attrs:
+        raise serializers.ValidationError({"cid": "Give a cid, or an affiliate and an offer."})
+    missing = [name for name in ("affiliate", "offer") if name not in attrs]
+    if missing:
+        raise serializers.ValidationError(dict.fromkeys(missing, "Required when no cid is given."))
+
+
+def _check_click_fits(attrs, click: Click) -> None:
+    """Explicit affiliate/offer must agree with the click's, and both must still be active."""
+    errors = {}
+    for name in ("affiliate", "offer"):
+        owner = getattr(click, name)
+        if name in attrs and attrs[name] != owner:
+            errors[name] = f"Does not match the click's {name} (id {owner.pk})."
+        elif not owner.active:
+            errors.setdefault("cid", []).append(f"The click's {name} (id {owner.pk}) is inactive.")
+    if errors:
+        raise serializers.ValidationError(errors)
+
+
+class ConversionUpdateSerializer(AmountsSerializer):
+    """A status change and/or new amounts; fields left out stay as they are."""
+
+    status = StatusField(required=False)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError("Give a status or an amount to change.")
+        return attrs
+
+
+class StatusChangeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ConversionStatusChange
+        fields = ["from_status", "to_status", "source", "created"]
+        read_only_fields = fields
+
+
+class ConversionSerializer(serializers.ModelSerializer):
+    """A stored conversion with the history of its statuses."""
+
+    cid = serializers.SlugRelatedField(source="click", slug_field="cid", read_only=True)
+    conversion_type = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    status_history = StatusChangeSerializer(source="status_changes", many=True, read_only=True)
+
+    class Meta:
+        model = Conversion
+        fields = [
+            "id",
+            "affiliate",
+            "offer",
+            "cid",
+            "conversion_type",
+            "status",
+            "transaction_id",
+            "payout",
+            "revenue",
+            "sale_amount",
+            "currency",
+            "external_cid",
+            "adv_s1",
+            "adv_s2",
+            "adv_s3",
+            "adv_s4",
+            "adv_s5",
+            "customer_id",
+            "created",
+            "updated",
+            "status_history",
+        ]
+        read_only_fields = fields
+
+
+BULK_LIMIT = 1000
+
+
+class BulkConversionsSerializer(serializers.Serializer):
+    """Up to 1,000 conversions; each is validated like a single create, on its own."""
+
+    conversions = serializers.ListField(
+        child=serializers.DictField(),
+        min_length=1,
+        max_length=BULK_LIMIT,
+        help_text="Conversions with the fields of a single create (ConversionCreate).",
+    )
+
+
+def prefetch_for_bulk(items: list) -> dict:
+    """The rows a batch of raw items refers to, fetched with one query per kind.
+
+    Pass as context={"prefetched": ...} to ConversionCreateSerializer so that validating each
+    item reads these instead of querying.
+    """
+
+    def values(name, kind):
+        return {i.get(name) for i in items if isinstance(i.get(name), kind)}
+
+    def ids(name):
+        return {v for v in values(name, (int, str)) if str(v).isdigit() and len(str(v)) < 19}
+
+    cids = {c for c in values("cid", str) if 0 < len(c) <= 32}
+    clicks = Click.objects.select_related("affiliate", "offer").filter(cid__in=cids)
+    types = ConversionType.objects.filter(code__in=values("conversion_type", str))
+    affiliates = Affiliate.objects.filter(active=True, pk__in={int(v) for v in ids("affiliate")})
+    offers = Offer.objects.filter(active=True, pk__in={int(v) for v in ids("offer")})
+    return {
+        Click: {c.cid: c for c in clicks},
+        ConversionType: {t.code: t for t in types},
+        Affiliate: {a.pk: a for a in affiliates},
+        Offer: {o.pk: o for o in offers},
+    }
+
+
+class BulkItemResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="Position of the item in `conversions`.")
+    result = serializers.ChoiceField(choices=["created", "existing", "error"])
+    id = serializers.UUIDField(required=False, help_text="The conversion (created or existing).")
+    transaction_id = serializers.CharField(required=False)
+    errors = serializers.DictField(
+        required=False, help_text="Field errors of a rejected item: {field: [message, ...]}."
+    )
+
+
+class BulkResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    existing = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    results = BulkItemResultSerializer(many=True)
