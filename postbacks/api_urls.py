@@ -1,0 +1,16 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from .api import DeliveryViewSet, ExchangeRateViewSet, PostbackViewSet
+from .assistant_api import PostbackAssistantView
+
+router = SimpleRouter()
+router.register("postbacks", PostbackViewSet)
+router.register("deliveries", DeliveryViewSet)
+router.register("exchange-rates", ExchangeRateViewSet, basename="exchange-rate")
+
+# Before the router: its detail route postbacks/<pk>/ would otherwise take "assistant".
+urlpatterns = [
+    path("postbacks/assistant/", PostbackAssistantView.as_view(), name="postback-assistant"),
+    *router.urls,
+]

@@ -1,0 +1,769 @@
+"""The postback assistant: read an affiliate platform's postback URL, propose our postback for it.
+
+`analyse` is a plain function of its arguments (no queries, no writes) and never raises: odd
+input gives a mapping with clear "could not map" messages instead. `create_postback` at the bottom
+is the one write, shared by the admin page. The platform catalog is `platforms.toml`.
+"""
+
+import functools
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import quote, unquote_plus, urlsplit
+
+from django.db import transaction
+from django.urls import reverse
+
+from .placeholders import lookup
+
+CATALOG_PATH = Path(__file__).with_name("platforms.toml")
+GENERIC = "generic"
+DEFAULT_CLICK_FIELD = "affS1"
+
+# Tokens other systems write where a value goes: {x} {{x}} ${x} {url(x)} [x] [[[x]]] #x# ##x##
+# %x% %%x%% !!!x!!! <x>. They are masked before the URL is split, so #s2# is not a fragment.
+_NAME = r"[A-Za-z_][\w.\-]*"
+TOKEN_RE = re.compile(
+    rf"\$?\{{\{{?(?:url\()?(?P<a>{_NAME})\)?\}}\}}?"
+    rf"|\[\[\[(?P<b>{_NAME})\]\]\]|\[(?P<c>{_NAME})\]"
+    rf"|##(?P<d>{_NAME})##|#(?P<e>{_NAME})#"
+    rf"|%%(?P<f>{_NAME})%%|%(?P<g>[A-Za-z_][\w.\-]{{2,}})%"
+    rf"|!!!(?P<h>{_NAME})!!!|<(?P<i>{_NAME})>"
+)
+_MASK_RE = re.compile("\ue000(\\d+)\ue001")
+PLACEHOLDER_WORDS = {"REPLACE", "OPTIONAL", "REQUIRED", "VALUE", "MACRO", "TOKEN"}
+PATH_WORDS = {"REPLACE", "OPTIONAL", "REQUIRED"}
+CLICK_FIELDS = tuple(f"affS{n}" for n in range(1, 6))
+
+# Common parameter names, compared without case, "_", "-" or ".": click_id, ClickID, click-id.
+CLICK_ID_NAMES = (
+    "clickid",
+    "cid",
+    "cnvid",
+    "subid",
+    "affclickid",
+    "affsub",
+    "sub1",
+    "subid1",
+    "sid",
+    "s2",
+    "s1",
+    "clickref",
+    "visitorid",
+    "externalid",
+    "click",
+    "trackingid",
+    "transactionid",
+    "tid",
+)
+# Click-id candidates that mean a transaction id when a better click-id parameter is present.
+TRANSACTION_LIKE = ("transactionid", "tid")
+ROLE_NAMES = {
+    "payout": (
+        "payout",
+        "amount",
+        "amountvalue",
+        "sum",
+        "revenue",
+        "price",
+        "commission",
+        "value",
+        "rate",
+        "affiliateearnings",
+        "paymentsum",
+        "money",
+        "cash",
+        "reward",
+        "commissionamount",
+    ),
+    "sale_amount": ("saleamount", "total", "totalcost", "ordertotal"),
+    "status": (
+        "status",
+        "cnvstatus",
+        "convstatus",
+        "conversionstatus",
+        "actionstatus",
+        "paymentstatus",
+        "state",
+        "stage",
+    ),
+    "transaction_id": (
+        "txid",
+        "txnid",
+        "transaction",
+        "orderid",
+        "order",
+        "oid",
+        "actionid",
+        "advsub",
+        "leadid",
+        "uid",
+    ),
+    "currency": ("currency", "cur", "curr", "currencycode", "cnvcurrency", "payoutcurrency"),
+    "conversion_type": (
+        "type",
+        "event",
+        "eventtype",
+        "et",
+        "goal",
+        "goalalias",
+        "goalvalue",
+        "conversiontype",
+        "conversiontypecode",
+    ),
+    "conversion_id": ("conversionid", "convid"),
+    "offer_id": ("offerid", "offer"),
+    "timestamp": ("timestamp", "datetime", "time"),
+    "delivery_id": ("rdtkeventid", "dedupeid", "idempotencykey", "deliveryid"),
+}
+_ROLE_BY_NAME = {name: role for role, names in ROLE_NAMES.items() for name in names}
+_NUMBERED_SUB = re.compile(r"(?:sub|subid|affsub|s)([2-5])")
+
+ROLE_PLACEHOLDER = {
+    "payout": "payout",
+    "sale_amount": "saleAmount",
+    "status": "status",
+    "transaction_id": "transactionId",
+    "currency": "currency",
+    "conversion_type": "conversionType",
+    "conversion_id": "conversionId",
+    "offer_id": "offerId",
+    "timestamp": "timestamp",
+    "delivery_id": "deliveryId",
+}
+ROLE_MEANING = {
+    "click_id": "the platform's click id: {placeholder} returns the value its {token} macro "
+    "put into {field} of our tracking link",
+    "payout": "the amount the affiliate earns: {placeholder}, in the postback's currency",
+    "sale_amount": "the sale amount: {placeholder}",
+    "status": "the conversion status: {placeholder}",
+    "transaction_id": "the conversion's id on the advertiser's side: {placeholder}",
+    "currency": "the currency code of the payout: {placeholder}",
+    "conversion_type": "the kind of conversion: {placeholder} sends our type code (sale, lead ...)",
+    "conversion_id": "a unique conversion id: {placeholder}, our conversion's UUID",
+    "offer_id": "the offer: {placeholder}, our offer id",
+    "timestamp": "the conversion time: {placeholder}, ISO 8601 in UTC",
+    "delivery_id": "an id for de-duplication: {placeholder}, stable across retries",
+    "sub": "the affiliate's own sub id: {placeholder} returns what they put into {field}",
+    "ours": "already one of our placeholders: {placeholder}",
+}
+
+
+@dataclass(frozen=True)
+class Platform:
+    key: str
+    name: str
+    click_id_token: str
+    method: str
+    example_url: str
+    params: dict
+    fixed: tuple = ()
+    status_map: dict = field(default_factory=dict)
+    statuses: tuple = ("approved",)
+    hosts: tuple = ()
+    path: str = ""
+    match_params: tuple = ()
+    notes: str = ""
+    source: str = ""
+    verified: bool = True
+
+    def role_of(self, name: str) -> str | None:
+        wanted = name.lower()
+        return next((role for role, p in self.params.items() if p.lower() == wanted), None)
+
+    def is_fixed(self, name: str) -> bool:
+        return name.lower() in (f.lower() for f in self.fixed)
+
+
+@functools.cache
+def platforms() -> dict[str, Platform]:
+    """The catalog by key, in file order (the generic entry last)."""
+    with CATALOG_PATH.open("rb") as handle:
+        entries = tomllib.load(handle)["platform"]
+    return {entry["key"]: _platform(entry) for entry in entries}
+
+
+def _platform(entry: dict) -> Platform:
+    match = entry.get("match", {})
+    return Platform(
+        key=entry["key"],
+        name=entry["name"],
+        click_id_token=entry["click_id_token"],
+        method=entry.get("method", "GET"),
+        example_url=entry["example_url"],
+        params=dict(entry.get("params", {})),
+        fixed=tuple(entry.get("fixed", ())),
+        status_map=dict(entry.get("status_map", {})),
+        statuses=tuple(entry.get("statuses", ("approved",))),
+        hosts=tuple(match.get("hosts", ())),
+        path=match.get("path", ""),
+        match_params=tuple(match.get("params", ())),
+        notes=entry.get("notes", ""),
+        source=entry.get("source", ""),
+        verified=entry.get("verified", True),
+    )
+
+
+def platform_choices() -> list[tuple[str, str]]:
+    return [(p.key, p.name) for p in platforms().values()]
+
+
+@dataclass
+class Mapping:
+    """One parameter of the pasted URL and what our postback sends there."""
+
+    parameter: str
+    value: str
+    placeholder: str | None
+    state: str  # mapped | kept | unmapped | dropped
+    explanation: str
+    location: str = "query"  # query | path
+
+
+@dataclass
+class Analysis:
+    url: str
+    platform: str | None
+    platform_name: str
+    recognised_by: str
+    click_id_token: str
+    click_id_field: str
+    tracking_link: str
+    mappings: list[Mapping]
+    problems: list[str]
+    notes: list[str]
+    postback: dict
+
+    @property
+    def ok(self) -> bool:
+        """Whether the proposed postback can be created as it stands."""
+        return not self.problems and bool(self.postback.get("url"))
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ok": self.ok}
+
+
+def analyse(
+    url,
+    platform=None,
+    *,
+    affiliate=None,
+    offer=None,
+    click_field: str = DEFAULT_CLICK_FIELD,
+    allow_revenue: bool = False,
+    conversion_types=(),
+) -> Analysis:
+    """Recognise a pasted postback URL (or a chosen platform's shape) and propose our postback."""
+    try:
+        return _Analyser(url, platform, affiliate, offer, click_field, allow_revenue).run(
+            list(conversion_types)
+        )
+    except Exception as exc:  # never a traceback for a pasted string; the tests cover the shapes
+        return _failed(url, f"Could not read this URL ({type(exc).__name__}); check it and retry.")
+
+
+def _failed(url, problem: str) -> Analysis:
+    return Analysis(
+        url=str(url or ""),
+        platform=None,
+        platform_name="",
+        recognised_by="",
+        click_id_token="",
+        click_id_field=DEFAULT_CLICK_FIELD,
+        tracking_link="",
+        mappings=[],
+        problems=[problem],
+        notes=[],
+        postback={},
+    )
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _mask(text: str) -> tuple[str, list[str]]:
+    tokens: list[str] = []
+
+    def keep(match: re.Match) -> str:
+        tokens.append(match.group(0))
+        return f"\ue000{len(tokens) - 1}\ue001"
+
+    return TOKEN_RE.sub(keep, text), tokens
+
+
+def _unmask(text: str, tokens: list[str]) -> str:
+    return _MASK_RE.sub(lambda m: tokens[int(m.group(1))], text)
+
+
+def _token_name(value: str) -> str | None:
+    """The name inside a whole-value token ({clickid} → clickid), else None."""
+    match = TOKEN_RE.fullmatch(value.strip())
+    if match is None:
+        return None
+    return next((name for name in match.groups() if name), None)
+
+
+def _looks_like_placeholder(value: str) -> bool:
+    text = value.strip()
+    return (
+        _token_name(text) is not None
+        or _norm(text).upper() in PLACEHOLDER_WORDS
+        or re.fullmatch(r"X{3,}|YOUR[_\-\s]\w+", text, re.IGNORECASE) is not None
+    )
+
+
+def _literal(raw: str) -> str:
+    """A pasted value made safe to keep in a template: braces, # and spaces encoded."""
+    quoted = quote(raw, safe="%!$'()*+,;:@/?-._~=[]")
+    return re.sub(r"%(?![0-9A-Fa-f]{2})", "%25", quoted)
+
+
+def _decode(raw: str) -> str:
+    return unquote_plus(raw)
+
+
+@dataclass
+class _Param:
+    raw_name: str
+    raw_value: str
+    name: str
+    value: str
+    has_value: bool = True
+    role: str | None = None
+    placeholder: str | None = None
+    state: str = ""
+    explanation: str = ""
+
+
+class _Analyser:
+    def __init__(self, url, platform_key, affiliate, offer, click_field, allow_revenue):
+        self.raw_url = url.strip() if isinstance(url, str) else ""
+        self.platform_key = platform_key.strip().lower() if isinstance(platform_key, str) else ""
+        self.affiliate = affiliate
+        self.offer = offer
+        self.click_field = click_field if click_field in CLICK_FIELDS else DEFAULT_CLICK_FIELD
+        self.allow_revenue = allow_revenue
+        self.problems: list[str] = []
+        self.notes: list[str] = []
+        self.mappings: list[Mapping] = []
+        self.platform: Platform | None = None
+        self.recognised_by = ""
+
+    # The steps, in order.
+    def run(self, conversion_types: list) -> Analysis:
+        chosen = self._chosen_platform()
+        text = self.raw_url or (chosen.example_url if chosen else "")
+        if not self.raw_url and chosen:
+            self.notes.append(
+                f"No URL pasted: this is {chosen.name}'s example shape. Put in the affiliate's "
+                "own tracker host and fixed values before activating."
+            )
+        if not text:
+            return self._result("", [], "Paste the postback URL, or choose a platform.")
+        parsed = self._parse(text)
+        if parsed is None:
+            return self._result("", [])
+        scheme, netloc, path, params = parsed
+        self.platform, self.recognised_by = (
+            (chosen, "chosen") if chosen else _recognise(netloc, path, params)
+        )
+        path = self._map_path(path)
+        self._map_params(params)
+        query = "&".join(self._pair(p) for p in params if p.state != "dropped")
+        template = f"{scheme}://{netloc}{path}" + (f"?{query}" if query else "")
+        return self._result(template, params, conversion_types=conversion_types)
+
+    def _chosen_platform(self) -> Platform | None:
+        if not self.platform_key or self.platform_key == "auto":
+            return None
+        found = platforms().get(self.platform_key)
+        if found is None:
+            self.problems.append(
+                f"Unknown platform {self.platform_key!r}; choose one of: "
+                f"{', '.join(platforms())}, or leave it empty to recognise it from the URL."
+            )
+        return found
+
+    def _parse(self, text: str):
+        masked, tokens = _mask(re.sub(r"[\r\n\t]", "", text))
+        if masked.startswith("//"):
+            masked = "https:" + masked
+        elif not re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://", masked):
+            if not re.match(r"[\w\-]+(\.[\w\-]+)+(:\d+)?([/?]|$)", masked):
+                self.problems.append(
+                    "This does not look like a URL; paste the whole postback URL the "
+                    "affiliate's platform gave them, starting with https://."
+                )
+                return None
+            masked = "https://" + masked
+            self.notes.append("The URL had no scheme; https:// was added.")
+        if " " in masked:
+            masked = masked.replace(" ", "%20")
+            self.notes.append("Spaces in the URL were encoded as %20.")
+        try:
+            return self._split(masked, tokens)
+        except ValueError as exc:  # urllib's own complaint, e.g. "Invalid IPv6 URL"
+            self.problems.append(f"Could not read this URL: {exc}.")
+            return None
+
+    def _split(self, masked: str, tokens: list[str]):
+        parts = urlsplit(masked)
+        if parts.scheme.lower() not in ("http", "https"):
+            self.problems.append(f"Postbacks go over http or https, not {parts.scheme}:.")
+            return None
+        netloc = _unmask(parts.netloc, tokens)
+        if not parts.hostname:
+            self.problems.append("The URL names no host, e.g. https://tracker.example.com/.")
+            return None
+        if _MASK_RE.search(parts.netloc) or "{" in netloc:
+            self.problems.append(
+                f"The host {netloc!r} is a placeholder: put in the affiliate's real tracker host."
+            )
+            netloc = _literal(netloc)
+        if parts.fragment:
+            self.notes.append(
+                f"The fragment #{_unmask(parts.fragment, tokens)} is never sent to a server; "
+                "it was left out."
+            )
+        params = [self._param(pair, tokens) for pair in parts.query.split("&") if pair]
+        if any(not p.name for p in params):
+            self.notes.append("Parameters without a name were left out.")
+        params = [p for p in params if p.name]
+        return parts.scheme.lower(), netloc, _unmask(parts.path, tokens), params
+
+    @staticmethod
+    def _param(pair: str, tokens: list[str]) -> _Param:
+        raw_name, equals, raw_value = pair.partition("=")
+        raw_name, raw_value = _unmask(raw_name, tokens), _unmask(raw_value, tokens)
+        name, value = _decode(raw_name).strip(), _decode(raw_value)
+        return _Param(raw_name, raw_value, name, value, has_value=bool(equals))
+
+    def _map_path(self, path: str) -> str:
+        masked, tokens = _mask(path)
+
+        def replace(match: re.Match) -> str:
+            token = tokens[int(match.group(1))]
+            role = _role_of_token(_token_name(token) or "")
+            role = "click_id" if role == "click_candidate" else role
+            if role is None or role == "sub":
+                self._flag_path(token)
+                return _literal(token)
+            placeholder = self._placeholder(role, _token_name(token) or "")
+            self.mappings.append(
+                Mapping(token, token, placeholder, "mapped", self._explain(token, role), "path")
+            )
+            return placeholder
+
+        result = re.sub(r"%(?![0-9A-Fa-f]{2})", "%25", _MASK_RE.sub(replace, masked))
+        for word in re.findall(r"[^/]+", result):
+            if word.upper() in PATH_WORDS:
+                self._flag_path(word)
+        return result
+
+    def _flag_path(self, token: str) -> None:
+        self.mappings.append(
+            Mapping(
+                token,
+                token,
+                None,
+                "unmapped",
+                f"Could not map {token!r} in the path; it is sent literally. Replace it with "
+                "a placeholder or ask the affiliate what belongs there.",
+                "path",
+            )
+        )
+        self.problems.append(f"Could not map {token!r} in the URL's path.")
+
+    def _map_params(self, params: list[_Param]) -> None:
+        seen: set[str] = set()
+        for param in params:
+            key = param.name.lower()
+            if key in seen:
+                param.state = "dropped"
+                param.explanation = (
+                    f"{param.name!r} is repeated; only its first occurrence is sent."
+                )
+            seen.add(key)
+        live = [p for p in params if p.state != "dropped"]
+        for param in live:
+            self._classify(param)
+        self._choose_click_id(live)
+        for param in live:
+            self._finish(param)
+        self.mappings += [
+            Mapping(p.name, p.value, p.placeholder, p.state, p.explanation) for p in params
+        ]
+        if not any(m.placeholder == "{" + self.click_field + "}" for m in self.mappings):
+            self.problems.append(
+                "Could not find the click-id parameter: add {" + self.click_field + "} by hand "
+                "where the platform expects its click id, or nothing can be attributed."
+            )
+
+    def _classify(self, param: _Param) -> None:
+        """The role a parameter plays, from the platform, its name, or the token in its value."""
+        inner = _token_name(param.value)
+        if _is_ours(param.value, inner):
+            param.role, param.placeholder = "ours", lookup(inner).token
+            return
+        if self.platform and self.platform.is_fixed(param.name):
+            param.role = "fixed"
+            return
+        role = self.platform.role_of(param.name) if self.platform else None
+        param.role = role or _role_of_name(param.name) or _role_of_token(inner or "")
+
+    def _choose_click_id(self, params: list[_Param]) -> None:
+        candidates = [p for p in params if p.role in ("click_id", "click_candidate")]
+        if not candidates:
+            return
+        platform_choice = [p for p in candidates if p.role == "click_id"]
+        best = platform_choice[0] if platform_choice else min(candidates, key=_click_rank)
+        for param in candidates:
+            if param is best:
+                param.role = "click_id"
+            elif _norm(param.name) in TRANSACTION_LIKE:
+                param.role = "transaction_id"
+            elif _NUMBERED_SUB.fullmatch(_norm(param.name)):
+                param.role = "sub"
+            else:
+                param.role = "other_click"
+
+    def _finish(self, param: _Param) -> None:
+        role = param.role
+        shown = param.name or "(no name)"
+        if role == "fixed" or (role is None and not _looks_like_placeholder(param.value)):
+            self._keep(param, shown)
+        elif role == "other_click":
+            param.state = "unmapped"
+            param.explanation = (
+                f"Could not map {shown!r}: it looks like a click id too, but another parameter "
+                "already carries it; it is sent as pasted."
+            )
+            if _looks_like_placeholder(param.value):
+                self.problems.append(f"Could not map {shown!r}: a second click-id parameter.")
+            else:
+                self.notes.append(f"{shown!r} also looks like a click id; check which is meant.")
+        elif role is None:
+            param.state = "unmapped"
+            param.explanation = (
+                f"Could not map {shown!r} ({param.value!r}): no placeholder of ours fits; it is "
+                "sent literally. Replace it with a placeholder or remove it before activating."
+            )
+            self.problems.append(f"Could not map the parameter {shown!r} ({param.value!r}).")
+        elif role == "sale_amount" and not self.allow_revenue:
+            param.state = "unmapped"
+            param.explanation = (
+                f"Could not map {shown!r}: {{saleAmount}} needs 'Allow revenue and sale amount "
+                "parameters' under Tracking settings; it is sent as pasted."
+            )
+            self.problems.append(f"{shown!r} needs the revenue tracking setting.")
+        else:
+            param.placeholder = param.placeholder or self._placeholder(role, param.name)
+            param.state = "mapped"
+            param.explanation = self._explain(shown, role, param)
+
+    def _keep(self, param: _Param, shown: str) -> None:
+        param.state = "kept"
+        why = (
+            "a fixed value of the affiliate's account"
+            if param.role == "fixed"
+            else ("not a value we fill")
+        )
+        param.explanation = f"{shown!r} kept as {param.value!r}: {why}, sent as pasted."
+        if param.role == "fixed" and _looks_like_placeholder(param.value):
+            self.problems.append(
+                f"Put the affiliate's own value into {shown!r} (now {param.value!r})."
+            )
+
+    def _placeholder(self, role: str, name: str) -> str:
+        if role == "click_id":
+            return "{" + self.click_field + "}"
+        if role == "sub":
+            number = _NUMBERED_SUB.fullmatch(_norm(name))
+            return "{affS" + (number.group(1) if number else "2") + "}"
+        return "{" + ROLE_PLACEHOLDER[role] + "}"
+
+    def _explain(self, shown: str, role: str, param: _Param | None = None) -> str:
+        placeholder = param.placeholder if param else self._placeholder(role, shown)
+        meaning = ROLE_MEANING[role].format(
+            placeholder=placeholder, token=self._token(), field=self.click_field
+        )
+        text = f"{shown!r} is {meaning}."
+        if role == "status" and self._status_map():
+            pairs = ", ".join(f"{k} → {v}" for k, v in list(self._status_map().items())[:4])
+            text = text[:-1] + f", translated by the status map ({pairs} ...)."
+        if param and param.value and not _looks_like_placeholder(param.value):
+            text += f" Replaces the example value {param.value!r}."
+        return text
+
+    def _pair(self, param: _Param) -> str:
+        name = _literal(param.raw_name)
+        value = param.placeholder if param.state == "mapped" else _literal(param.raw_value)
+        return f"{name}={value}" if param.has_value or param.state == "mapped" else name
+
+    def _token(self) -> str:
+        if self.platform and self.platform.key != GENERIC:
+            return self.platform.click_id_token
+        saved = getattr(self.affiliate, "click_id_token", "")
+        return saved or platforms()[GENERIC].click_id_token
+
+    def _status_map(self) -> dict:
+        return dict(self.platform.status_map) if self.platform else {}
+
+    def _result(self, template: str, params, problem=None, conversion_types=()) -> Analysis:
+        if problem:
+            self.problems.append(problem)
+        sends_status = any(m.placeholder == "{status}" for m in self.mappings)
+        platform = self.platform
+        return Analysis(
+            url=self.raw_url,
+            platform=platform.key if platform else None,
+            platform_name=platform.name if platform else "",
+            recognised_by=self.recognised_by,
+            click_id_token=self._token(),
+            click_id_field=self.click_field,
+            tracking_link=self._tracking_link() if template else "",
+            mappings=self.mappings,
+            problems=self.problems,
+            notes=self._notes(sends_status),
+            postback=self._postback(template, sends_status, list(conversion_types)),
+        )
+
+    def _notes(self, sends_status: bool) -> list[str]:
+        notes = list(self.notes)
+        platform = self.platform or platforms()[GENERIC]
+        if platform.notes and (self.platform or self.mappings):
+            notes.append(platform.notes)
+        if self.platform and not self.platform.verified:
+            notes.append(
+                f"The catalog's entry for {self.platform.name} rests on a single source; "
+                "check the details with the affiliate."
+            )
+        saved = getattr(self.affiliate, "click_id_token", "")
+        if saved and saved != self._token():
+            notes.append(
+                f"The affiliate's saved click-id token is {saved}, but {self._token()} is "
+                "proposed here; their tracking links use the saved one."
+            )
+        if self.mappings and not sends_status:
+            notes.append(
+                "The URL has no status parameter, so the platform would count every postback "
+                "as a conversion: only approved conversions are proposed."
+            )
+        return notes
+
+    def _postback(self, template: str, sends_status: bool, conversion_types: list) -> dict:
+        if not template:
+            return {}
+        platform = self.platform
+        if sends_status:
+            statuses = list(platform.statuses) if platform else ["approved", "pending", "rejected"]
+            if statuses == ["approved"]:
+                statuses = ["approved", "pending", "rejected"]
+        else:
+            statuses = ["approved"]
+        host = urlsplit(template).hostname or "tracker"
+        name = f"{platform.name} postback" if platform else f"Postback to {host}"
+        return {
+            "name": name[:200],
+            "url": template,
+            "method": platform.method if platform else "GET",
+            "statuses": statuses,
+            "conversion_types": conversion_types,
+            "status_map": self._status_map() if sends_status else {},
+        }
+
+    def _tracking_link(self) -> str:
+        offer_id = getattr(self.offer, "pk", None) or 999999991
+        affiliate_id = getattr(self.affiliate, "pk", None) or 999999992
+        path = reverse("track-click", args=[offer_id, affiliate_id])
+        path = path.replace("999999991", "<offer id>").replace("999999992", "<affiliate id>")
+        return f"{path}?{self.click_field}={self._token()}"
+
+
+def _recognise(netloc: str, path: str, params: list[_Param]) -> tuple[Platform | None, str]:
+    host = (urlsplit(f"//{netloc}").hostname or "").lower()
+    names = {p.name.lower() for p in params}
+    best, best_score, reason = None, 0, ""
+    for platform in platforms().values():
+        score, why = _score(platform, host, path, names)
+        if score > best_score:
+            best, best_score, reason = platform, score, why
+    return (best, reason) if best else (None, "generic")
+
+
+def _score(platform: Platform, host: str, path: str, names: set[str]) -> tuple[int, str]:
+    if any(host == h or host.endswith("." + h) for h in platform.hosts):
+        return 100, f"host {host}"
+    score, why = 0, []
+    if platform.path and re.search(platform.path, path, re.IGNORECASE):
+        score, why = 50, [f"path {path}"]
+    wanted = [n.lower() for n in platform.match_params]
+    if wanted and all(n in names for n in wanted):
+        score += 10 + len(wanted)
+        why.append("parameters " + ", ".join(platform.match_params))
+    return score, " and ".join(why)
+
+
+def _is_ours(value: str, inner: str | None) -> bool:
+    """{payout}, {affS2} ...: our own placeholder, spelled as ours. {cid} is left out: platforms
+    use it for their own click id, which we return in affS1, not our click id."""
+    if not inner or not value.strip().startswith("{") or inner == "cid":
+        return False
+    placeholder = lookup(inner)
+    # {revenue} on a tracker's side is the affiliate's revenue: our payout, read by name.
+    return placeholder is not None and placeholder.name == inner and not placeholder.gated
+
+
+def _role_of_name(name: str) -> str | None:
+    key = _norm(name)
+    if not key:
+        return None
+    if key in CLICK_ID_NAMES:
+        return "click_candidate"
+    if _NUMBERED_SUB.fullmatch(key):
+        return "sub"
+    return _ROLE_BY_NAME.get(key)
+
+
+def _role_of_token(inner: str) -> str | None:
+    role = _role_of_name(inner)
+    return "click_candidate" if role == "click_candidate" else role
+
+
+def _click_rank(param: _Param) -> tuple[int, int]:
+    """Platforms mark their click id REPLACE (required); then the more specific name wins."""
+    required = 0 if _norm(param.value).upper() in ("REPLACE", "REQUIRED") else 1
+    key = _norm(param.name)
+    if key in CLICK_ID_NAMES:
+        return required, CLICK_ID_NAMES.index(key)
+    inner = _norm(_token_name(param.value) or "")
+    rank = CLICK_ID_NAMES.index(inner) if inner in CLICK_ID_NAMES else 99
+    return required, len(CLICK_ID_NAMES) + rank
+
+
+@transaction.atomic
+def create_postback(analysis: Analysis, affiliate, *, name, conversion_types, statuses):
+    """Create the proposed postback, inactive until a manager reviews it.
+
+    The caller validates first (postbacks.validation.validate_postback_config). The affiliate's
+    click-id token is filled in when they have none, so their tracking links carry it.
+    """
+    from .models import Postback
+
+    proposal = analysis.postback
+    postback = Postback.objects.create(
+        name=name,
+        affiliate=affiliate,
+        url=proposal["url"],
+        method=proposal["method"],
+        statuses=list(statuses),
+        status_map=proposal["status_map"],
+        active=False,
+    )
+    postback.conversion_types.set(conversion_types)
+    if not affiliate.click_id_token and analysis.click_id_token:
+        affiliate.click_id_token = analysis.click_id_token
+        affiliate.save(update_fields=["click_id_token"])
+    return postback

@@ -1,0 +1,167 @@
+"""The admin's "Postback assistant" page: affiliate, then a platform or a pasted URL, then the
+analysis and the proposal, then one click creates the postback, inactive, through the same
+validation as the admin form."""
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from affiliates.models import Affiliate, Offer
+from conversions.models import ConversionStatus, ConversionType
+
+from .assistant import CLICK_FIELDS, analyse, create_postback, platform_choices
+from .forms import MONOSPACE
+from .models import Postback, TrackingSettings
+from .validation import validate_postback_config
+
+TEMPLATE = "admin/postbacks/postback/assistant.html"
+TRACKING_LINK_OFFERS = 5
+
+
+class StartForm(forms.Form):
+    affiliate = forms.ModelChoiceField(Affiliate.objects.all(), label="1. Affiliate")
+    platform = forms.ChoiceField(
+        label="2. Their platform",
+        required=False,
+        choices=[("", "Recognise it from the pasted URL")] + platform_choices(),
+    )
+    url = forms.CharField(
+        label="… or the postback URL their platform gave them",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "style": MONOSPACE}),
+        help_text="For example https://trk.example.com/postback?clickid=REPLACE&payout=OPTIONAL",
+    )
+    click_field = forms.ChoiceField(
+        label="Click id travels in",
+        choices=[(name, name) for name in CLICK_FIELDS],
+        initial=CLICK_FIELDS[0],
+        required=False,
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("url", "").strip() and not cleaned.get("platform"):
+            raise ValidationError("Choose the affiliate's platform or paste their postback URL.")
+        return cleaned
+
+
+class CreateForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    conversion_types = forms.ModelMultipleChoiceField(
+        ConversionType.objects.all(), widget=forms.CheckboxSelectMultiple, to_field_name="code"
+    )
+    statuses = forms.MultipleChoiceField(
+        label="Conversion statuses",
+        choices=ConversionStatus.choices,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+
+def assistant_urls(model_admin) -> list:
+    def view(request):
+        return assistant_view(request, model_admin)
+
+    return [
+        path(
+            "assistant/",
+            model_admin.admin_site.admin_view(view),
+            name="postbacks_postback_assistant",
+        )
+    ]
+
+
+def assistant_view(request, model_admin):
+    if not model_admin.has_add_permission(request):
+        raise PermissionDenied
+    creating = request.method == "POST"
+    start = StartForm(request.POST if creating else (request.GET or None))
+    context = {"start": start}
+    if start.is_bound and start.is_valid():
+        analysis = _analyse(start.cleaned_data)
+        create = CreateForm(request.POST if creating else None, initial=_initial(analysis))
+        if creating and analysis.ok and create.is_valid():
+            postback = _create(request, model_admin, analysis, start.cleaned_data, create)
+            if postback is not None:
+                return redirect("admin:postbacks_postback_change", postback.pk)
+        context |= {
+            "analysis": analysis,
+            "create": create,
+            "tracking_links": _tracking_links(analysis, start.cleaned_data["affiliate"]),
+        }
+    context |= {
+        **model_admin.admin_site.each_context(request),
+        "opts": Postback._meta,
+        "title": "Postback assistant",
+    }
+    return TemplateResponse(request, TEMPLATE, context)
+
+
+def _analyse(cleaned: dict):
+    return analyse(
+        cleaned["url"],
+        cleaned["platform"],
+        affiliate=cleaned["affiliate"],
+        click_field=cleaned["click_field"] or CLICK_FIELDS[0],
+        allow_revenue=TrackingSettings.load().allow_revenue_parameters,
+        conversion_types=ConversionType.objects.values_list("code", flat=True),
+    )
+
+
+def _initial(analysis) -> dict:
+    proposal = analysis.postback or {}
+    return {
+        "name": proposal.get("name", ""),
+        "conversion_types": proposal.get("conversion_types", []),
+        "statuses": proposal.get("statuses", []),
+    }
+
+
+def _create(request, model_admin, analysis, cleaned: dict, create: CreateForm):
+    affiliate = cleaned["affiliate"]
+    values = {
+        **analysis.postback,
+        "statuses": create.cleaned_data["statuses"],
+        "conversion_types": list(create.cleaned_data["conversion_types"]),
+        "scope": "global",
+        "offers": [],
+        "currency": "",
+        "body_format": "form",
+        "body_template": "",
+    }
+    try:
+        validate_postback_config(values)
+    except ValidationError as error:
+        for messages_ in error.message_dict.values():
+            for message in messages_:
+                create.add_error(None, message)
+        return None
+    had_token = bool(affiliate.click_id_token)
+    postback = create_postback(
+        analysis,
+        affiliate,
+        name=create.cleaned_data["name"],
+        conversion_types=create.cleaned_data["conversion_types"],
+        statuses=create.cleaned_data["statuses"],
+    )
+    model_admin.log_addition(request, postback, [{"added": {}}])
+    text = f"Created the postback “{postback}”, inactive. Review it, send a test, then activate it."
+    if not had_token and affiliate.click_id_token:
+        text += f" {affiliate}'s click-id token is now {affiliate.click_id_token}."
+    messages.success(request, text)
+    return postback
+
+
+def _tracking_links(analysis, affiliate) -> list[tuple[str, str]]:
+    if not analysis.tracking_link:
+        return []
+    offers = Offer.objects.filter(active=True).order_by("-created")[:TRACKING_LINK_OFFERS]
+    links = [(str(offer), _link_for(analysis, affiliate, offer)) for offer in offers]
+    return links or [("any offer", analysis.tracking_link)]
+
+
+def _link_for(analysis, affiliate, offer) -> str:
+    track = reverse("track-click", args=[offer.pk, affiliate.pk])
+    return f"{track}?{analysis.click_id_field}={analysis.click_id_token}"

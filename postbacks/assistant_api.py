@@ -1,0 +1,127 @@
+"""API for the postback assistant: POST a pasted postback URL, get the analysis back."""
+
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from affiliates.models import Affiliate, Offer
+from conversions.models import ConversionType
+
+from .assistant import CLICK_FIELDS, DEFAULT_CLICK_FIELD, analyse, platform_choices
+from .models import TrackingSettings
+
+
+class AssistantRequestSerializer(serializers.Serializer):
+    url = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=True,
+        help_text="The postback URL the affiliate's platform gave them, as pasted.",
+    )
+    platform = serializers.ChoiceField(
+        choices=platform_choices(),
+        required=False,
+        allow_blank=True,
+        help_text="A catalog platform key; blank: recognise it from the URL. With no URL, the "
+        "platform's example shape is analysed.",
+    )
+    affiliate = serializers.PrimaryKeyRelatedField(
+        queryset=Affiliate.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Affiliate id: fills in the tracking link and uses their saved click-id token.",
+    )
+    offer = serializers.PrimaryKeyRelatedField(
+        queryset=Offer.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Offer id for the tracking link.",
+    )
+    click_field = serializers.ChoiceField(
+        choices=CLICK_FIELDS,
+        default=DEFAULT_CLICK_FIELD,
+        help_text="The affS field that carries the platform's click id.",
+    )
+
+    def validate(self, attrs):
+        if not attrs.get("url") and not attrs.get("platform"):
+            raise serializers.ValidationError(
+                {"url": "Paste the postback URL, or name a platform."}
+            )
+        return attrs
+
+
+class MappingSerializer(serializers.Serializer):
+    parameter = serializers.CharField(help_text="The parameter (or path token) as pasted.")
+    value = serializers.CharField(help_text="Its pasted value, decoded.")
+    placeholder = serializers.CharField(allow_null=True, help_text="Our placeholder, or null.")
+    state = serializers.ChoiceField(
+        choices=["mapped", "kept", "unmapped", "dropped"],
+        help_text="mapped: filled by a placeholder; kept: a fixed value sent as pasted; "
+        "unmapped: could not map, sent literally; dropped: left out (repeated).",
+    )
+    explanation = serializers.CharField(help_text="One line saying why.")
+    location = serializers.ChoiceField(choices=["query", "path"])
+
+
+class ProposedPostbackSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    url = serializers.CharField(help_text="The URL template with our placeholders.")
+    method = serializers.CharField()
+    statuses = serializers.ListField(child=serializers.CharField())
+    conversion_types = serializers.ListField(child=serializers.CharField())
+    status_map = serializers.DictField(child=serializers.CharField())
+
+
+class PostbackAnalysisSerializer(serializers.Serializer):
+    url = serializers.CharField()
+    platform = serializers.CharField(allow_null=True, help_text="Catalog key; null: generic.")
+    platform_name = serializers.CharField()
+    recognised_by = serializers.CharField(help_text="host ..., path ..., parameters ..., chosen.")
+    ok = serializers.BooleanField(help_text="True when the proposal can be created as it is.")
+    click_id_token = serializers.CharField()
+    click_id_field = serializers.CharField()
+    tracking_link = serializers.CharField(help_text="Our tracking link with the token in affS1.")
+    mappings = MappingSerializer(many=True)
+    problems = serializers.ListField(child=serializers.CharField())
+    notes = serializers.ListField(child=serializers.CharField())
+    postback = ProposedPostbackSerializer(
+        allow_null=True, help_text="The proposed postback; empty when the URL is unreadable."
+    )
+
+
+class PostbackAssistantView(APIView):
+    @extend_schema(
+        operation_id="postbacks_assistant",
+        tags=["postbacks"],
+        summary="Analyse a pasted postback URL",
+        description="Recognises the platform (or the generic shape), maps each parameter to our "
+        "placeholders with a one-line explanation, flags what it could not map, and proposes "
+        "the tracking link and the postback. Odd URLs give problems, not errors.",
+        request=AssistantRequestSerializer,
+        responses={200: PostbackAnalysisSerializer},
+        examples=[
+            OpenApiExample(
+                "Pasted URL",
+                value={"url": "https://trk.example.com/postback?clickid=REPLACE&payout=OPTIONAL"},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request):
+        params = AssistantRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        analysis = analyse(
+            data.get("url"),
+            data.get("platform"),
+            affiliate=data.get("affiliate"),
+            offer=data.get("offer"),
+            click_field=data["click_field"],
+            allow_revenue=TrackingSettings.load().allow_revenue_parameters,
+            conversion_types=ConversionType.objects.values_list("code", flat=True),
+        )
+        body = analysis.to_dict()
+        body["postback"] = body["postback"] or None
+        return Response(PostbackAnalysisSerializer(body).data)

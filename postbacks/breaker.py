@@ -1,0 +1,126 @@
+"""Endpoint isolation: a circuit breaker per endpoint (host:port), and auto-pause.
+
+After POSTBACK_BREAKER_THRESHOLD consecutive failures an endpoint is backed off: its deliveries
+are moved to when the breaker half-opens, without an HTTP attempt and without using up a retry,
+so a dead endpoint does not hold workers. Then one delivery goes through as a probe; a success
+closes the breaker, a failure backs off again for twice as long (up to a cap). An endpoint that
+has failed every attempt for POSTBACK_AUTO_PAUSE_AFTER days has its postbacks paused.
+"""
+
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .models import Delivery, EndpointHealth, Postback
+
+
+def endpoint_key(url: str) -> str:
+    """'host:port' of a postback URL (the host never holds placeholders)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError:
+        return ""
+    return f"{(parts.hostname or '').rstrip('.').lower()}:{port}"
+
+
+def defer_if_open(delivery: Delivery) -> bool:
+    """Before sending: when the endpoint is backed off, reschedule the claimed delivery to when
+    the breaker half-opens, give back the attempt the claim counted, and return True."""
+    if delivery.is_test or not settings.POSTBACK_BREAKER_THRESHOLD:
+        return False
+    until = _backed_off_until(endpoint_key(delivery.postback.url))
+    if until is None:
+        return False
+    Delivery.objects.filter(pk=delivery.pk).update(
+        attempts=F("attempts") - 1, claimed_until=None, next_attempt_at=until, enqueued_at=None
+    )
+    return True
+
+
+def _backed_off_until(host: str):
+    now = timezone.now()
+    health = EndpointHealth.objects.filter(host=host, opened_until__isnull=False).first()
+    if health is None:
+        return None
+    if health.opened_until > now:
+        return health.opened_until
+    # Half-open: the worker that moves opened_until on sends the probe; the others wait for it.
+    # Should the probe's worker die, the next probe goes out once its claim has expired.
+    probe_until = now + timedelta(seconds=settings.POSTBACK_CLAIM_SECONDS)
+    won = EndpointHealth.objects.filter(pk=health.pk, opened_until=health.opened_until).update(
+        opened_until=probe_until
+    )
+    return None if won else probe_until
+
+
+def record_outcome(delivery: Delivery, result) -> None:
+    """After an attempt is recorded: close the breaker on success, count a failure otherwise.
+
+    Refusals and render errors say nothing about the endpoint, and test sends are left out.
+    """
+    if delivery.is_test or result.permanent:
+        return
+    host = endpoint_key(delivery.postback.url)
+    if result.ok:
+        EndpointHealth.objects.filter(host=host).exclude(
+            consecutive_failures=0, opened_until=None
+        ).update(consecutive_failures=0, first_failure_at=None, opened_until=None)
+        return
+    health = _count_failure(host, delivery.last_error)
+    auto_pause(health)
+
+
+def _count_failure(host: str, error: str) -> EndpointHealth:
+    now = timezone.now()
+    with transaction.atomic():
+        health, _ = EndpointHealth.objects.select_for_update().get_or_create(host=host)
+        health.consecutive_failures += 1
+        health.first_failure_at = health.first_failure_at or now
+        health.last_failure_at, health.last_error = now, error[:2000]
+        threshold = settings.POSTBACK_BREAKER_THRESHOLD
+        if threshold and health.consecutive_failures >= threshold:
+            health.opened_until = now + timedelta(seconds=cooldown(health.consecutive_failures))
+        health.save()
+    return health
+
+
+def cooldown(consecutive_failures: int) -> float:
+    """Seconds to back off: the base at the threshold, doubling with each further failure."""
+    extra = max(consecutive_failures - settings.POSTBACK_BREAKER_THRESHOLD, 0)
+    base = settings.POSTBACK_BREAKER_COOLDOWN
+    return min(base * 2 ** min(extra, 30), settings.POSTBACK_BREAKER_MAX_COOLDOWN)
+
+
+def auto_pause(health: EndpointHealth) -> int:
+    """Pause the active postbacks of an endpoint failing for too long; returns how many."""
+    days = settings.POSTBACK_AUTO_PAUSE_AFTER
+    now = timezone.now()
+    if not days or health.first_failure_at > now - timedelta(days=days):
+        return 0
+    reason = (
+        f"Paused automatically on {now:%Y-%m-%d %H:%M} UTC: {health.host} has failed every "
+        f"attempt since {health.first_failure_at:%Y-%m-%d %H:%M} UTC "
+        f"({health.consecutive_failures} in a row; last error: {health.last_error[:300]}). "
+        "Fix the endpoint, then tick Active to resume and retry the failed deliveries."
+    )
+    name = health.host.rsplit(":", 1)[0]
+    ids = [
+        p.pk
+        for p in Postback.objects.filter(active=True, url__icontains=name).only("pk", "url")
+        if endpoint_key(p.url) == health.host
+    ]
+    return Postback.objects.filter(pk__in=ids).update(active=False, paused_reason=reason)
+
+
+def resume(postback: Postback) -> None:
+    """A person resumed the postback: forget the pause and start the endpoint's streak afresh."""
+    Postback.objects.filter(pk=postback.pk).update(paused_reason="")
+    postback.paused_reason = ""
+    EndpointHealth.objects.filter(host=endpoint_key(postback.url)).update(
+        consecutive_failures=0, first_failure_at=None, opened_until=None
+    )

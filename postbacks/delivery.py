@@ -1,0 +1,172 @@
+"""One attempt of one delivery: claim it, render, send through the guarded seam, record.
+
+A worker claims a delivery with a conditional UPDATE before sending, so a task that runs twice
+(django-q2 delivers at least once) sends once. A worker that dies mid-send leaves a claim that
+expires; the sweeper then enqueues the delivery again.
+"""
+
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from . import breaker, http, signing
+from .models import Delivery, DeliveryAttempt, DeliveryState
+from .rendering import RenderError, render_request
+
+RETRY_AFTER_CAP = 24 * 3600
+
+
+def claim(delivery_id: int) -> Delivery | None:
+    """Take the delivery for one attempt, or None when it is not due or another worker has it."""
+    now = timezone.now()
+    claimed = (
+        Delivery.objects.filter(
+            pk=delivery_id,
+            state__in=(DeliveryState.PENDING, DeliveryState.RETRYING),
+            next_attempt_at__lte=now,
+        )
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .update(
+            claimed_until=now + timedelta(seconds=settings.POSTBACK_CLAIM_SECONDS),
+            attempts=F("attempts") + 1,
+        )
+    )
+    if not claimed:
+        return None
+    return Delivery.objects.select_related(
+        "postback",
+        "conversion__click",
+        "conversion__conversion_type",
+    ).get(pk=delivery_id)
+
+
+def attempt_delivery(delivery_id: int) -> Delivery | None:
+    """Make one attempt if the delivery is due and free; returns it, updated, or None."""
+    delivery = claim(delivery_id)
+    if delivery is None:
+        return None
+    if breaker.defer_if_open(delivery):
+        return delivery
+    attempt, result = send_attempt(delivery)
+    record(delivery, attempt, result)
+    breaker.record_outcome(delivery, result)
+    return delivery
+
+
+def send_attempt(delivery: Delivery) -> tuple[DeliveryAttempt, http.HttpResult]:
+    """Render and send; returns the unsaved attempt row and what happened."""
+    attempt, refused = build_attempt(delivery)
+    if refused is not None:
+        return attempt, refused
+    return attempt, http.send(
+        attempt.method, attempt.url, headers=attempt.request_headers, body=attempt.request_body
+    )
+
+
+def build_attempt(
+    delivery: Delivery, *, allow_revenue: bool | None = None
+) -> tuple[DeliveryAttempt, http.HttpResult | None]:
+    """The unsaved attempt row with the rendered request, and a result instead of sending when
+    it must not be sent (inactive postback, template that cannot render)."""
+    attempt = DeliveryAttempt(delivery=delivery, number=delivery.attempts)
+    if not delivery.postback.active and not delivery.is_test:
+        return attempt, http.HttpResult(error="Postback is inactive; not sent.", permanent=True)
+    try:
+        request = render_request(
+            delivery.postback,
+            delivery.conversion,
+            status=delivery.status,
+            delivery_uid=str(delivery.uid),
+            allow_revenue=allow_revenue,
+        )
+    except RenderError as exc:
+        return attempt, http.HttpResult(error=f"Not sent: {exc}", permanent=True)
+    headers = {
+        **request.headers,
+        "User-Agent": http.USER_AGENT,
+        "X-Postback-Id": str(delivery.uid),
+        "X-Postback-Attempt": str(delivery.attempts),
+    }
+    if request.content_type:
+        headers["Content-Type"] = request.content_type
+    headers.update(signing.headers(delivery.postback, str(delivery.uid), request.body))
+    attempt.method, attempt.url = request.method, request.url
+    attempt.request_headers, attempt.request_body = headers, request.body
+    return attempt, None
+
+
+RECORDED_FIELDS = [
+    "last_status_code",
+    "last_duration_ms",
+    "last_error",
+    "claimed_until",
+    "state",
+    "finished_at",
+    "next_attempt_at",
+    "enqueued_at",
+]
+
+
+def record(delivery: Delivery, attempt: DeliveryAttempt, result: http.HttpResult) -> None:
+    """Write the attempt row and move the delivery to its next state."""
+    apply_result(delivery, attempt, result)
+    attempt.save()
+    delivery.save(update_fields=RECORDED_FIELDS)
+
+
+def apply_result(delivery: Delivery, attempt: DeliveryAttempt, result: http.HttpResult) -> None:
+    """Fill in the attempt row and the delivery's next state, unsaved.
+
+    Both the single path (record) and the batch path (postbacks.batch) go through here.
+    """
+    now = timezone.now()
+    attempt.response_status = result.status
+    attempt.response_headers = result.headers
+    attempt.response_body = result.body
+    attempt.duration_ms = result.duration_ms
+    attempt.error = result.error or _status_error(result.status)
+
+    delivery.last_status_code = result.status
+    delivery.last_duration_ms = result.duration_ms
+    delivery.last_error = attempt.error
+    delivery.claimed_until = None
+    if result.ok:
+        delivery.state, delivery.finished_at = DeliveryState.SUCCESS, now
+    elif result.permanent or delivery.is_test or delivery.attempts > len(retry_schedule()):
+        delivery.state, delivery.finished_at = DeliveryState.FAILED, now
+    else:
+        delivery.state = DeliveryState.RETRYING
+        delivery.next_attempt_at = now + timedelta(seconds=retry_delay(delivery.attempts, result))
+        delivery.enqueued_at = None
+
+
+def retry_schedule() -> list[int]:
+    return settings.POSTBACK_RETRY_SCHEDULE
+
+
+def retry_delay(attempts_made: int, result: http.HttpResult | None = None) -> float:
+    """Seconds before the next attempt: the schedule's step with ±10% jitter, or the
+    receiver's Retry-After when it asks for longer (capped at a day)."""
+    base = retry_schedule()[attempts_made - 1]
+    delay = base * random.uniform(0.9, 1.1)
+    asked = _retry_after(result.headers if result else {})
+    return max(delay, min(asked, RETRY_AFTER_CAP)) if asked else delay
+
+
+def _retry_after(headers: dict) -> float:
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), "")
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return 0.0
+
+
+def _status_error(status: int | None) -> str:
+    if status is None or 200 <= status < 300:
+        return ""
+    if 300 <= status < 400:
+        return f"HTTP {status}: redirects are not followed; a postback succeeds on 2xx only."
+    return f"HTTP {status}: the receiver did not accept the postback."

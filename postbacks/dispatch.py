@@ -1,0 +1,87 @@
+"""Putting deliveries on the queue: after commit, on retry, and from the sweeper.
+
+The queue only says "attempt delivery N now"; our Delivery rows are the record. Enqueueing
+twice is harmless because a worker claims a delivery before sending (postbacks.delivery).
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from .models import Delivery, DeliveryState
+
+SWEEP_BATCH = 1000
+OPEN_STATES = (DeliveryState.PENDING, DeliveryState.RETRYING)
+
+
+def send_to_broker(delivery_id: int) -> None:
+    """The one call that talks to django-q2 (tests replace it)."""
+    func = "deliver_due" if settings.POSTBACK_CONCURRENT_DISPATCH else "deliver"
+    async_task(f"postbacks.tasks.{func}", delivery_id, task_name=f"delivery-{delivery_id}")
+
+
+def enqueue(delivery_ids) -> None:
+    ids = list(delivery_ids)
+    if not ids:
+        return
+    Delivery.objects.filter(pk__in=ids).update(enqueued_at=timezone.now())
+    if settings.POSTBACK_CONCURRENT_DISPATCH:  # one task drains a batch: one per batch is enough
+        ids = ids[:: settings.POSTBACK_BATCH_SIZE]
+    for delivery_id in ids:
+        send_to_broker(delivery_id)
+
+
+def enqueue_on_commit(delivery_ids) -> None:
+    """Enqueue once the current transaction commits, so the worker reads committed rows."""
+    ids = list(delivery_ids)
+    if ids:
+        transaction.on_commit(lambda: enqueue(ids))
+
+
+def due_for_enqueue(now=None):
+    """Open deliveries that are due, not claimed by a live worker, and not recently enqueued."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.POSTBACK_STALE_AFTER)
+    return Delivery.objects.filter(
+        state__in=OPEN_STATES,
+        next_attempt_at__lte=now,
+    ).filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
+        Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale),
+    )
+
+
+def sweep() -> int:
+    """Enqueue due retries and deliveries a dead worker or a lost message left behind."""
+    ids = list(
+        due_for_enqueue().order_by("next_attempt_at").values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    enqueue(ids)
+    return len(ids)
+
+
+def retry_deliveries(queryset) -> int:
+    """Make the given unfinished or failed deliveries due now and enqueue them.
+
+    A successful delivery is left alone, and so is a test send (send a new test instead).
+    Returns how many were queued.
+    """
+    with transaction.atomic():
+        ids = list(
+            queryset.exclude(state=DeliveryState.SUCCESS)
+            .exclude(is_test=True)
+            .select_for_update()
+            .values_list("pk", flat=True)
+        )
+        Delivery.objects.filter(pk__in=ids).update(
+            state=DeliveryState.RETRYING,
+            next_attempt_at=timezone.now(),
+            claimed_until=None,
+            finished_at=None,
+        )
+        enqueue_on_commit(ids)
+    return len(ids)

@@ -1,0 +1,96 @@
+"""Demo data for a first look: an admin login, an API token, an affiliate, offers, a postback."""
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from rest_framework.authtoken.models import Token
+
+from affiliates.models import Affiliate, Offer
+from conversions.models import ConversionType
+from postbacks.models import Postback
+
+DEMO_POSTBACK_URL = (
+    "{sink}/postback?clickid={{affS1}}&payout={{payout}}&currency={{currency}}"
+    "&status={{status}}&txid={{transactionId}}"
+)
+
+
+class Command(BaseCommand):
+    help = "Create (or refresh) demo data and print the admin login and an API token."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--sink-url",
+            default="http://127.0.0.1:8001",
+            help="Where the demo postback is sent (the run_sink command).",
+        )
+        parser.add_argument(
+            "--admin-password",
+            default="",
+            help="Password for the 'admin' user (default: a new random one).",
+        )
+
+    @transaction.atomic
+    def handle(self, *args, sink_url, admin_password, **options):
+        password = admin_password or secrets.token_urlsafe(9)
+        admin = self._admin(password)
+        token = self._token()
+        affiliate, offers = self._affiliate_and_offers()
+        self._postback(affiliate, sink_url.rstrip("/"))
+        offer = offers[0]
+        self.stdout.write(
+            "\nDemo data ready.\n"
+            f"  Admin:      http://127.0.0.1:8000/admin/  user '{admin.username}', "
+            f"password '{password}'\n"
+            f"  API token:  {token.key}\n"
+            f"  Affiliate:  {affiliate.name} (id {affiliate.pk}); offers "
+            f"{', '.join(f'{o.name} (id {o.pk})' for o in offers)}\n"
+            f"  Tracking link: http://127.0.0.1:8000{affiliate.tracking_path(offer)}\n"
+        )
+
+    def _admin(self, password):
+        User = get_user_model()
+        admin, _ = User.objects.get_or_create(
+            username="admin", defaults={"email": "admin@example.com"}
+        )
+        admin.is_staff = admin.is_superuser = True
+        admin.set_password(password)
+        admin.save()
+        return admin
+
+    def _token(self):
+        User = get_user_model()
+        service, _ = User.objects.get_or_create(username="demo-service")
+        token, _ = Token.objects.get_or_create(user=service)
+        return token
+
+    def _affiliate_and_offers(self):
+        affiliate, _ = Affiliate.objects.get_or_create(
+            name="Demo Affiliate",
+            defaults={"email": "partner@example.com", "click_id_token": "{clickid}"},
+        )
+        offers = [
+            Offer.objects.get_or_create(
+                name=name, defaults={"landing_page_url": url, "default_currency": currency}
+            )[0]
+            for name, url, currency in (
+                ("Demo Shop", "https://shop.example.com/?utm_source=affiliate", "USD"),
+                ("Demo Casino", "https://casino.example.com/welcome", "EUR"),
+            )
+        ]
+        return affiliate, offers
+
+    def _postback(self, affiliate, sink_url):
+        postback, _ = Postback.objects.update_or_create(
+            name="Demo postback to the local sink",
+            affiliate=affiliate,
+            defaults={
+                "url": DEMO_POSTBACK_URL.format(sink=sink_url),
+                "statuses": ["pending", "approved", "rejected"],
+                "active": True,
+            },
+        )
+        postback.conversion_types.set(ConversionType.objects.all())
+        return postback

@@ -1,0 +1,246 @@
+"""Postback configuration, the tracking setting, and the delivery log (deliveries, attempts)."""
+
+import os
+import socket
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from affiliates.models import Affiliate, Offer, validate_currency
+from conversions.models import Conversion, ConversionStatus, ConversionType
+from trackdesk import currencies
+
+
+class Scope(models.TextChoices):
+    GLOBAL = "global", "Global: every offer except the listed ones"
+    OFFERS = "offers", "Offer scope: only the listed offers"
+
+
+class Method(models.TextChoices):
+    GET = "GET", "GET (parameters in the URL)"
+    POST = "POST", "POST (parameters in the body)"
+
+
+class BodyFormat(models.TextChoices):
+    FORM = "form", "Form-encoded parameters"
+    JSON = "json", "JSON body template"
+
+
+class Postback(models.Model):
+    name = models.CharField(max_length=200)
+    affiliate = models.ForeignKey(Affiliate, on_delete=models.PROTECT, related_name="postbacks")
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.GLOBAL)
+    offers = models.ManyToManyField(
+        Offer,
+        blank=True,
+        related_name="+",
+        help_text="Global scope: offers excluded. Offer scope: the only offers included.",
+    )
+    conversion_types = models.ManyToManyField(ConversionType, related_name="+")
+    statuses = models.JSONField(
+        default=list,
+        help_text="Conversion statuses that fire this postback (on create and on change).",
+    )
+    currency = models.CharField(
+        "custom currency",
+        max_length=3,
+        blank=True,
+        choices=currencies.CHOICES,
+        validators=[validate_currency],
+        help_text="Send amounts converted into this currency. Blank: the conversion's currency.",
+    )
+    method = models.CharField(max_length=4, choices=Method.choices, default=Method.GET)
+    url = models.TextField("URL template", max_length=4000)
+    body_format = models.CharField(
+        max_length=4, choices=BodyFormat.choices, default=BodyFormat.FORM, blank=True
+    )
+    body_template = models.TextField(
+        blank=True,
+        max_length=20000,
+        help_text="POST only. Form: key={placeholder} pairs joined by &; blank sends the URL's "
+        "query parameters as the body. JSON: a JSON document with placeholders.",
+    )
+    status_map = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='What {status} renders as, per status, e.g. {"approved": "1", "rejected": "2"}.',
+    )
+    active = models.BooleanField(default=True)
+    paused_reason = models.TextField(
+        blank=True,
+        help_text="Why the postback was paused automatically (cleared when it is resumed).",
+    )
+    # Standard Webhooks signing (postbacks/signing.py); blank: requests are not signed.
+    signing_secret = models.CharField(max_length=100, blank=True, editable=False)
+    previous_signing_secret = models.CharField(max_length=100, blank=True, editable=False)
+    signing_secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["affiliate__name", "name"]
+        indexes = [models.Index(fields=["affiliate", "active"])]
+        permissions = [("send_test_postback", "Can send a test postback")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def fires_on_status(self, status: str) -> bool:
+        return status in self.statuses
+
+    def covers_offer(self, offer_id: int) -> bool:
+        """Whether the scope includes the offer (uses prefetched offers when there are some)."""
+        listed = any(offer.pk == offer_id for offer in self.offers.all())
+        return listed if self.scope == Scope.OFFERS else not listed
+
+    def clean(self):
+        from .validation import validate_postback_fields
+
+        validate_postback_fields(self)
+
+
+class TrackingSettings(models.Model):
+    """The single row of tracking settings (Settings → Tracking)."""
+
+    allow_revenue_parameters = models.BooleanField(
+        "Allow revenue and sale amount parameters in affiliate postbacks",
+        default=False,
+        help_text="While off, {revenue} and {saleAmount} cannot be used in postbacks and are "
+        "never sent.",
+    )
+
+    class Meta:
+        verbose_name = "tracking settings"
+        verbose_name_plural = "tracking settings"
+
+    def __str__(self) -> str:
+        return "Tracking settings"
+
+    @classmethod
+    def load(cls) -> "TrackingSettings":
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RETRYING = "retrying", "Retrying"
+    SUCCESS = "success", "Success"
+    FAILED = "failed", "Failed"
+
+
+class Delivery(models.Model):
+    """One postback to send for one conversion event (postback, conversion, status)."""
+
+    uid = models.UUIDField("delivery ID", default=uuid.uuid4, unique=True, editable=False)
+    postback = models.ForeignKey(Postback, on_delete=models.PROTECT, related_name="deliveries")
+    conversion = models.ForeignKey(
+        Conversion,
+        on_delete=models.PROTECT,
+        related_name="deliveries",
+        null=True,
+        blank=True,
+        help_text="Blank only for a test send rendered with the built-in sample conversion.",
+    )
+    status = models.CharField("conversion status", max_length=20, choices=ConversionStatus.choices)
+    is_test = models.BooleanField(default=False, db_index=True)
+    state = models.CharField(
+        max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField("last HTTP status", null=True, blank=True)
+    last_duration_ms = models.PositiveIntegerField("duration (ms)", null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created = models.DateTimeField("triggered", default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["postback", "conversion", "status"],
+                condition=models.Q(is_test=False),
+                name="delivery_once_per_event",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(is_test=True) | models.Q(conversion__isnull=False),
+                name="delivery_conversion_unless_test",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"]),
+            models.Index(fields=["postback", "-created"]),
+            models.Index(fields=["conversion", "-created"]),
+        ]
+        permissions = [("retry_delivery", "Can retry a delivery")]
+
+    def __str__(self) -> str:
+        return f"Delivery {self.uid}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in (DeliveryState.SUCCESS, DeliveryState.FAILED)
+
+
+def current_worker() -> str:
+    """Which node and process made an attempt: NODE_NAME (default: host name) and pid."""
+    return f"{settings.NODE_NAME or socket.gethostname()}:{os.getpid()}"[:100]
+
+
+class DeliveryAttempt(models.Model):
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    method = models.CharField(max_length=4, blank=True)
+    url = models.TextField("URL", blank=True)
+    request_headers = models.JSONField(default=dict, blank=True)
+    request_body = models.TextField(blank=True)
+    response_status = models.PositiveSmallIntegerField("HTTP status", null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    response_body = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField("duration (ms)", null=True, blank=True)
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=100, blank=True, default=current_worker, editable=False)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["delivery", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"Attempt {self.number} of {self.delivery_id}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.response_status is not None and 200 <= self.response_status < 300
+
+
+class EndpointHealth(models.Model):
+    """The failure streak of one endpoint (host:port), for the circuit breaker and auto-pause."""
+
+    host = models.CharField("endpoint", max_length=300, unique=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    first_failure_at = models.DateTimeField(
+        "failing since", null=True, blank=True, help_text="Start of the current failure streak."
+    )
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    opened_until = models.DateTimeField(
+        "backed off until",
+        null=True,
+        blank=True,
+        help_text="Deliveries to this endpoint wait until then; empty: sending normally.",
+    )
+
+    class Meta:
+        verbose_name = "endpoint health"
+        verbose_name_plural = "endpoint health"
+        ordering = ["-consecutive_failures", "host"]
+
+    def __str__(self) -> str:
+        return self.host

@@ -1,0 +1,169 @@
+"""Where the sender may connect: public addresses only, unless the operator allows a network.
+
+The check runs on the resolved address at send time, and the caller connects to exactly that
+address (see postbacks/http.py), so a DNS answer that changes between check and connect
+(rebinding) cannot lead anywhere else.
+"""
+
+import ipaddress
+import socket
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Ranges that Python's is_global does not flag (or flags differently across patch levels).
+_EXTRA_BLOCKED = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8",
+        "100.64.0.0/10",
+        "168.63.129.16/32",  # Azure WireServer
+        "192.0.0.0/24",
+        "192.88.99.0/24",
+        "198.18.0.0/15",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "64:ff9b:1::/48",
+        "fc00::/7",
+        "fe80::/10",
+        "fec0::/10",
+        "ff00::/8",
+        "100::/64",
+        "2001:db8::/32",
+        "3fff::/20",
+        "5f00::/16",
+    )
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+class DestinationRefused(Exception):
+    """The destination is not one we may connect to. Permanent: retrying will not help."""
+
+
+@lru_cache(maxsize=8)
+def _parse_networks(cidrs: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs if c.strip())
+
+
+def allowed_networks() -> tuple:
+    return _parse_networks(tuple(settings.POSTBACK_ALLOWED_NETWORKS))
+
+
+def is_explicitly_allowed(ip: IPAddress) -> bool:
+    return any(ip.version == net.version and ip in net for net in allowed_networks())
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if ip.teredo:
+        return ip.teredo[1]
+    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def is_blocked(ip: IPAddress) -> bool:
+    """True when `ip` is not a public address and no allowed network covers it."""
+    if is_explicitly_allowed(ip):
+        return False
+    if ip.version == 6:
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return is_blocked(embedded)
+    if any(ip.version == net.version and ip in net for net in _EXTRA_BLOCKED):
+        return True
+    return not ip.is_global or ip.is_multicast or ip.is_reserved
+
+
+class DestinationUnresolved(Exception):
+    """DNS gave no answer. Temporary: a retry may succeed."""
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    """The addresses `host` means: an IP literal (odd spellings and a trailing dot included)
+    without asking DNS, `localhost` names as loopback (RFC 6761), anything else from DNS."""
+    literal = _literal_or_local(host)
+    if literal is not None:
+        return [literal]
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise DestinationUnresolved(f"Could not resolve host {host!r}: {exc}") from exc
+    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+
+
+def checked_address(host: str, port: int) -> IPAddress:
+    """Resolve `host` once and return the address to connect to, or raise DestinationRefused.
+
+    Every resolved address must pass, so a name that also points inside cannot be used to
+    reach in by chance.
+    """
+    addresses = resolve(host, port)
+    if not addresses:
+        raise DestinationUnresolved(f"Host {host!r} has no address.")
+    for ip in addresses:
+        if is_blocked(ip):
+            raise DestinationRefused(
+                f"Destination not allowed: {host} resolves to a non-public address ({ip}). "
+                "Postbacks go to public addresses only; an operator can allow a network with "
+                "POSTBACK_ALLOWED_NETWORKS."
+            )
+    ip = addresses[0]
+    if port not in settings.POSTBACK_ALLOWED_PORTS and not is_explicitly_allowed(ip):
+        raise DestinationRefused(
+            f"Destination not allowed: port {port}. Allowed ports: "
+            f"{', '.join(map(str, settings.POSTBACK_ALLOWED_PORTS))} (POSTBACK_ALLOWED_PORTS)."
+        )
+    return ip
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The address a host spelled as an IP literal means, odd spellings included.
+
+    `2130706433`, `0x7f.1` and `0177.0.0.1` all mean 127.0.0.1 to the C resolver.
+    """
+    host = host.rstrip(".").strip("[]").split("%")[0]
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
+def _literal_or_local(host: str) -> IPAddress | None:
+    name = host.rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return ipaddress.ip_address("127.0.0.1")
+    return literal_address(host)
+
+
+def refusal_for_url(url: str) -> str | None:
+    """At save time: a message when the URL's host is literally a blocked address.
+
+    Names are not looked up here (DNS can change before the send, which checks again).
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return None
+    if "\\" in parts.netloc:
+        return "The URL's host part may not contain a backslash."
+    ip = _literal_or_local(host)
+    if ip is not None and is_blocked(ip):
+        return (
+            f"Postback URLs may not point at a non-public address ({ip}). An operator can "
+            "allow a network with POSTBACK_ALLOWED_NETWORKS."
+        )
+    return None

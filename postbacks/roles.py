@@ -1,0 +1,50 @@
+"""Roles as groups: "Affiliate managers" configure and test postbacks; "Support staff" read
+everything and retry deliveries. Created by a migration; `manage.py assign_role` assigns users.
+"""
+
+MANAGERS = "Affiliate managers"
+SUPPORT = "Support staff"
+ROLE_NAMES = {"managers": MANAGERS, "support": SUPPORT}
+
+# (app, model) pairs both roles may view: everything in the back office.
+VIEW_ALL = [
+    ("affiliates", "affiliate"),
+    ("affiliates", "offer"),
+    ("conversions", "click"),
+    ("conversions", "conversiontype"),
+    ("conversions", "conversion"),
+    ("conversions", "conversionstatuschange"),
+    ("conversions", "exchangerate"),
+    ("postbacks", "postback"),
+    ("postbacks", "trackingsettings"),
+    ("postbacks", "delivery"),
+    ("postbacks", "deliveryattempt"),
+]
+MANAGED = [("affiliates", "affiliate"), ("affiliates", "offer"), ("postbacks", "postback")]
+
+ROLES = {
+    MANAGERS: [
+        *(f"{app}.view_{model}" for app, model in VIEW_ALL),
+        *(f"{app}.{action}_{model}" for app, model in MANAGED for action in ("add", "change")),
+        "postbacks.send_test_postback",
+    ],
+    SUPPORT: [
+        *(f"{app}.view_{model}" for app, model in VIEW_ALL),
+        "postbacks.retry_delivery",
+    ],
+}
+
+
+def sync_roles(group_model, permission_model) -> None:
+    """Create the groups if missing and give each exactly its permissions (idempotent).
+
+    Takes the models so a migration can pass its historical ones.
+    """
+    for name, perms in ROLES.items():
+        group, _ = group_model.objects.get_or_create(name=name)
+        group.permissions.set([_permission(permission_model, perm) for perm in perms])
+
+
+def _permission(permission_model, perm: str):
+    app_label, codename = perm.split(".")
+    return permission_model.objects.get(content_type__app_label=app_label, codename=codename)

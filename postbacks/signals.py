@@ -1,0 +1,19 @@
+"""Receivers: conversion events become deliveries (same transaction), enqueued on commit."""
+
+from django.dispatch import receiver
+
+from conversions.signals import conversion_event, conversion_events
+
+from . import dispatch, matching
+
+
+@receiver(conversion_event, dispatch_uid="postbacks.on_conversion_event")
+def on_conversion_event(sender, conversion, status, **kwargs):
+    deliveries = matching.create_deliveries(conversion, status)
+    dispatch.enqueue_on_commit([d.pk for d in deliveries])
+
+
+@receiver(conversion_events, dispatch_uid="postbacks.on_conversion_events")
+def on_conversion_events(sender, events, **kwargs):
+    deliveries = matching.create_deliveries_bulk(events)
+    dispatch.enqueue_on_commit([d.pk for d in deliveries])
