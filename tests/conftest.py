@@ -1,0 +1,61 @@
+import io
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+
+@pytest.fixture(autouse=True)
+def broker_calls(request, monkeypatch):
+    """Unit tests never talk to the broker: the delivery ids they enqueue are recorded here.
+
+    Tests marked e2e use the real broker and a real qcluster.
+    """
+    if request.node.get_closest_marker("e2e"):
+        yield None
+        return
+    calls = []
+    monkeypatch.setattr("postbacks.dispatch.send_to_broker", calls.append)
+    yield calls
+
+
+@pytest.fixture
+def api_user(django_user_model):
+    return django_user_model.objects.create_user("service", password="not-used")
+
+
+@pytest.fixture
+def api_client(api_user):
+    """An API client authenticated with a service user's token."""
+    token = Token.objects.create(user=api_user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def anon_client():
+    return APIClient()
+
+
+def _role_client(django_user_model, client, username: str, role: str):
+    from django.core.management import call_command
+
+    django_user_model.objects.create_user(username, password="pw-not-used")
+    call_command("assign_role", username, role, stdout=io.StringIO())
+    client.force_login(django_user_model.objects.get(username=username))
+    return client
+
+
+@pytest.fixture
+def manager_client(django_user_model, client):
+    """A logged-in admin client for a user in the "Affiliate managers" group."""
+    return _role_client(django_user_model, client, "manager", "managers")
+
+
+@pytest.fixture
+def support_client(django_user_model):
+    """A logged-in admin client for a user in the "Support staff" group."""
+    from django.test import Client
+
+    return _role_client(django_user_model, Client(), "support", "support")

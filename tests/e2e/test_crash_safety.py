@@ -1,0 +1,97 @@
+"""A worker SIGKILLed while sending loses no delivery and sends at most one duplicate, which
+carries the same idempotency key."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from django_q.brokers import get_broker
+from django_q.models import Schedule
+
+from conversions.services import ConversionInput, create_conversion
+from postbacks.models import Delivery, DeliveryState
+from tests.e2e.conftest import kill_qcluster, start_qcluster, stop_qcluster, wait_until
+from tests.factories import ClickFactory, PostbackFactory, conversion_type
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+SWEEPER = "postbacks: sweep due deliveries"
+# A short claim so the second cluster may take the delivery over within the test; the first
+# cluster waits long enough on the hanging sink to be killed mid-send.
+ENV = {
+    "POSTBACK_CLAIM_SECONDS": "3",
+    "POSTBACK_STALE_AFTER": "1",
+    "POSTBACK_READ_TIMEOUT": "60",
+    "POSTBACK_TOTAL_TIMEOUT": "60",
+}
+
+
+def convert(click):
+    conversion, _ = create_conversion(
+        ConversionInput(
+            affiliate=click.affiliate,
+            offer=click.offer,
+            conversion_type=conversion_type("sale"),
+            transaction_id="order-crash-1",
+            currency="USD",
+            click=click,
+            payout=Decimal("7.00"),
+        ),
+        source="api",
+    )
+    return conversion
+
+
+def sweeper_due_now():
+    """The migration's every-minute schedule (a flushed test database lost it), due at once;
+    the restarted cluster's scheduler runs it on its first tick (about 30 s after start)."""
+    Schedule.objects.update_or_create(
+        name=SWEEPER,
+        defaults={
+            "func": "postbacks.tasks.sweep",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
+            "next_run": timezone.now() - timedelta(seconds=1),
+        },
+    )
+
+
+def test_worker_killed_mid_send_is_completed_after_restart_with_one_idempotency_key(tmp_path, sink):
+    get_broker().purge_queue()
+    click = ClickFactory(aff_s1="their-click-7")
+    PostbackFactory(
+        affiliate=click.affiliate,
+        url=sink.url + "/pb?click={affS1}&id={deliveryId}",
+        statuses=["pending"],
+    )
+    sink.behaviour.hang = True
+
+    first = start_qcluster(tmp_path / "first.log", ENV)
+    try:
+        convert(click)
+        assert sink.wait_for(1, timeout=20), "the first cluster never sent"
+        delivery = Delivery.objects.get()
+        assert delivery.state == DeliveryState.PENDING and delivery.claimed_until
+    finally:
+        kill_qcluster(first)  # mid-send: the request left, nothing was recorded
+
+    sink.behaviour.hang = False
+    sink.release()
+    assert Delivery.objects.get().attempt_log.count() == 0
+    sweeper_due_now()
+    second = start_qcluster(tmp_path / "second.log", ENV)
+    try:
+        done = wait_until(
+            lambda: Delivery.objects.filter(state=DeliveryState.SUCCESS).first(), timeout=50
+        )
+    finally:
+        stop_qcluster(second)
+
+    assert done, (tmp_path / "second.log").read_text()[-3000:]
+    received = [r for r in sink.requests if r.query.get("click") == "their-click-7"]
+    assert 1 <= len(received) <= 2
+    assert {r.headers["X-Postback-Id"] for r in received} == {str(done.uid)}
+    assert {r.query["id"] for r in received} == {str(done.uid)}
+    assert done.attempts == 2 and done.attempt_log.count() == 1

@@ -1,0 +1,80 @@
+"""Factories for test rows (factory-boy). Use these, not hand-built model instances."""
+
+from decimal import Decimal
+
+import factory
+
+from affiliates.models import Affiliate, Offer
+from conversions.models import Click, Conversion, ConversionType
+from postbacks.models import Postback
+
+
+class AffiliateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Affiliate
+
+    name = factory.Sequence(lambda n: f"Affiliate {n}")
+    email = factory.Sequence(lambda n: f"affiliate{n}@example.com")
+
+
+class OfferFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Offer
+
+    name = factory.Sequence(lambda n: f"Offer {n}")
+    landing_page_url = "https://shop.example.com/landing?lang=en"
+    default_currency = "USD"
+
+
+class ClickFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Click
+
+    affiliate = factory.SubFactory(AffiliateFactory)
+    offer = factory.SubFactory(OfferFactory)
+    aff_s1 = factory.Sequence(lambda n: f"aff-click-{n}")
+
+
+def conversion_type(code: str = "sale") -> ConversionType:
+    """The conversion type with this code (seeded by a migration; recreated after a flush)."""
+    return ConversionType.objects.get_or_create(code=code, defaults={"name": code.title()})[0]
+
+
+class ConversionFactory(factory.django.DjangoModelFactory):
+    """A conversion row written directly: no status history, no postback event.
+
+    To exercise the pipeline, create conversions through conversions.services instead.
+    """
+
+    class Meta:
+        model = Conversion
+
+    click = factory.SubFactory(ClickFactory)
+    affiliate = factory.SelfAttribute("click.affiliate")
+    offer = factory.SelfAttribute("click.offer")
+    conversion_type = factory.LazyFunction(conversion_type)
+    transaction_id = factory.Sequence(lambda n: f"txn-{n}")
+    payout = Decimal("12.50")
+    currency = "USD"
+
+
+class PostbackFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Postback
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Postback {n}")
+    affiliate = factory.SubFactory(AffiliateFactory)
+    url = "https://tracker.example.com/postback?clickid={affS1}&payout={payout}"
+    statuses = factory.LazyFunction(lambda: ["pending", "approved"])
+
+    @factory.post_generation
+    def conversion_types(self, create, extracted, **kwargs):
+        if not create:
+            return
+        self.conversion_types.set(extracted if extracted is not None else [conversion_type()])
+
+    @factory.post_generation
+    def offers(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.offers.set(extracted)

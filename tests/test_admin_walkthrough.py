@@ -1,0 +1,104 @@
+"""The walkthrough page: link, simulated click, test conversion, delivery, each step real."""
+
+import re
+
+import pytest
+
+from affiliates.models import Offer
+from conversions.models import Click, Conversion
+from postbacks.models import Delivery, DeliveryState
+from tests.factories import AffiliateFactory, OfferFactory, PostbackFactory, conversion_type
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def postback():
+    affiliate = AffiliateFactory(click_id_token="{clickid}")
+    OfferFactory(name="Shop")
+    return PostbackFactory(
+        affiliate=affiliate, statuses=["approved"], conversion_types=[conversion_type("sale")]
+    )
+
+
+def steps_done(html: str) -> list[str]:
+    return re.findall(r'data-done="(yes|no)"', html)
+
+
+def test_walkthrough_from_link_to_delivery(
+    admin_client, postback, broker_calls, django_capture_on_commit_callbacks
+):
+    url = f"/admin/postbacks/postback/{postback.pk}/walkthrough/"
+    page = admin_client.get(url).content.decode()
+    offer = Offer.objects.get(name="Shop")
+    assert (
+        f'value="http://testserver/t/{offer.pk}/{postback.affiliate.pk}/?affS1={{clickid}}"' in page
+    )
+    assert steps_done(page) == ["yes", "no", "no", "no"]
+
+    response = admin_client.post(
+        url, {"action": "click", "offer": offer.pk, "click_id": "partner-click-1"}
+    )
+    click = Click.objects.get(aff_s1="partner-click-1")
+    assert click.affiliate == postback.affiliate and click.offer == offer
+    page = admin_client.get(response.url).content.decode()
+    assert steps_done(page) == ["yes", "yes", "no", "no"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            url,
+            {
+                "action": "conversion",
+                "click": click.pk,
+                "conversion_type": conversion_type("sale").pk,
+                "status": "approved",
+                "payout": "7.25",
+            },
+        )
+    conversion = Conversion.objects.get(click=click)
+    assert conversion.status_changes.count() == 1  # made by the conversion service
+    delivery = Delivery.objects.get(conversion=conversion, postback=postback, is_test=False)
+    assert broker_calls == [delivery.pk]
+    page = admin_client.get(response.url).content.decode()
+    assert steps_done(page) == ["yes", "yes", "yes", "yes"]
+    assert 'http-equiv="refresh"' in page  # still pending: the page keeps watching
+
+    Delivery.objects.filter(pk=delivery.pk).update(state=DeliveryState.SUCCESS)
+    page = admin_client.get(response.url).content.decode()
+    assert 'http-equiv="refresh"' not in page and "Success" in page
+
+
+def test_walkthrough_says_why_a_conversion_did_not_fire(admin_client, postback):
+    url = f"/admin/postbacks/postback/{postback.pk}/walkthrough/"
+    offer_pk = re.search(r"/t/(\d+)/", admin_client.get(url).content.decode())[1]
+    response = admin_client.post(url, {"action": "click", "offer": offer_pk, "click_id": "c-2"})
+    click = Click.objects.get(aff_s1="c-2")
+    response = admin_client.post(
+        url,
+        {
+            "action": "conversion",
+            "click": click.pk,
+            "conversion_type": conversion_type("sale").pk,
+            "status": "pending",
+            "payout": "",
+        },
+    )
+    page = admin_client.get(response.url).content.decode()
+    assert "it does not fire for status Pending" in page
+    assert steps_done(page) == ["yes", "yes", "yes", "no"]
+
+
+def test_walkthrough_ignores_rows_of_another_affiliate(admin_client, postback):
+    stranger = Click.objects.create(
+        affiliate=AffiliateFactory(), offer=OfferFactory(), aff_s1="not-theirs"
+    )
+    page = admin_client.get(
+        f"/admin/postbacks/postback/{postback.pk}/walkthrough/?click={stranger.pk}"
+    ).content.decode()
+    assert steps_done(page)[1] == "no" and "not-theirs" not in page
+
+
+def test_support_staff_may_read_the_walkthrough_but_not_create_rows(support_client, postback):
+    url = f"/admin/postbacks/postback/{postback.pk}/walkthrough/"
+    assert support_client.get(url).status_code == 200
+    assert support_client.post(url, {"action": "click"}).status_code == 403

@@ -1,0 +1,180 @@
+"""Concurrent dispatch (postbacks.batch): batch claims, many in flight, bulk log, same rules."""
+
+import threading
+from collections import Counter
+from concurrent.futures import Future
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from postbacks import batch, tasks
+from postbacks.dispatch import (
+    send_to_broker as real_send_to_broker,
+)  # before the fixture patches it
+from postbacks.http import HttpResult
+from postbacks.models import Delivery, DeliveryAttempt, DeliveryState
+from tests.factories import ConversionFactory, PostbackFactory
+
+pytestmark = pytest.mark.django_db
+
+
+class FakeSender:
+    """Stands in for ConcurrentSender: answers at once, or later for URLs marked as hanging."""
+
+    def __init__(self, result=None, *, hang_seconds=0.3):
+        self.result = result or HttpResult(status=200, body="ok")
+        self.hang_seconds = hang_seconds
+        self.calls = []
+        self.in_flight = Counter()
+        self.peak = Counter()
+        self.lock = threading.Lock()
+
+    def submit(self, method, url, headers, body=""):
+        host = url.split("/")[2]
+        future = Future()
+        with self.lock:
+            self.calls.append({"method": method, "url": url, "headers": headers, "body": body})
+            self.in_flight[host] += 1
+            self.peak[host] = max(self.peak[host], self.in_flight[host])
+        if "hang" in host:
+            result = HttpResult(error="No response within 10 s (read timeout)")
+            threading.Timer(self.hang_seconds, self._finish, (future, host, result)).start()
+        else:
+            self._finish(future, host, self.result)
+        return future
+
+    def close(self):
+        self.closed = True
+
+    def _finish(self, future, host, result):
+        with self.lock:
+            self.in_flight[host] -= 1
+        future.set_result(result)
+
+
+def make_deliveries(count, *, url="https://tracker.example.com/pb?c={affS1}", **delivery_fields):
+    conversion = ConversionFactory()
+    postback = PostbackFactory(affiliate=conversion.affiliate, url=url)
+    deliveries = []
+    for i in range(count):
+        c = ConversionFactory(click__affiliate=conversion.affiliate, click__aff_s1=f"c{i}")
+        deliveries.append(
+            Delivery(postback=postback, conversion=c, status="pending", **delivery_fields)
+        )
+    return Delivery.objects.bulk_create(deliveries)
+
+
+def test_drain_sends_every_due_delivery_once_and_logs_each_attempt():
+    deliveries = make_deliveries(30)
+    sender = FakeSender()
+    assert batch.drain(sender=sender) == 30
+    assert len(sender.calls) == 30
+    assert len({c["headers"]["X-Postback-Id"] for c in sender.calls}) == 30
+    assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.SUCCESS}
+    assert DeliveryAttempt.objects.count() == 30
+    attempt = DeliveryAttempt.objects.get(delivery=deliveries[0])
+    assert attempt.number == 1 and attempt.response_status == 200
+    assert attempt.url == "https://tracker.example.com/pb?c=c0"
+    assert attempt.worker  # which node and process sent it
+
+    assert batch.drain(sender=sender) == 0  # a second run finds nothing to send
+    assert len(sender.calls) == 30
+
+
+def test_claim_batch_takes_only_due_unclaimed_open_deliveries():
+    now = timezone.now()
+    due = make_deliveries(2)
+    make_deliveries(1, next_attempt_at=now + timedelta(hours=1))
+    make_deliveries(1, claimed_until=now + timedelta(seconds=30))
+    make_deliveries(1, state=DeliveryState.SUCCESS)
+    make_deliveries(1, state=DeliveryState.FAILED)
+
+    claimed = batch.claim_batch(100)
+    assert sorted(d.pk for d in claimed) == sorted(d.pk for d in due)
+    assert all(d.attempts == 1 and d.claimed_until for d in claimed)
+    assert batch.claim_batch(100) == []  # claimed rows are not handed out twice
+
+
+def test_claim_batch_respects_the_limit():
+    make_deliveries(5)
+    assert len(batch.claim_batch(3)) == 3
+    assert len(batch.claim_batch(3)) == 2
+
+
+def test_failure_schedules_a_retry_on_the_schedule(settings):
+    settings.POSTBACK_RETRY_SCHEDULE = [60, 300]
+    make_deliveries(3)
+    before = timezone.now()
+    batch.drain(sender=FakeSender(HttpResult(status=503)))
+    for d in Delivery.objects.all():
+        assert d.state == DeliveryState.RETRYING and d.last_status_code == 503
+        assert d.claimed_until is None
+        assert timedelta(seconds=50) < d.next_attempt_at - before < timedelta(seconds=70)
+    assert batch.drain(sender=FakeSender()) == 0  # not due yet
+
+
+def test_last_scheduled_failure_fails_the_delivery(settings):
+    settings.POSTBACK_RETRY_SCHEDULE = [60]
+    make_deliveries(2, attempts=1, state=DeliveryState.RETRYING)
+    batch.drain(sender=FakeSender(HttpResult(status=500)))
+    assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.FAILED}
+
+
+def test_refused_destination_fails_at_once_without_retry():
+    make_deliveries(2)
+    refused = HttpResult(error="Destination not allowed: 10.0.0.1", permanent=True)
+    batch.drain(sender=FakeSender(refused))
+    assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.FAILED}
+    assert DeliveryAttempt.objects.filter(error__startswith="Destination not allowed").count() == 2
+
+
+def test_inactive_postback_is_logged_as_not_sent():
+    deliveries = make_deliveries(2)
+    deliveries[0].postback.__class__.objects.update(active=False)
+    sender = FakeSender()
+    batch.drain(sender=sender)
+    assert sender.calls == []
+    assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.FAILED}
+
+
+def test_a_hanging_receiver_gets_a_bounded_share_and_others_still_go_out(settings):
+    settings.POSTBACK_CONCURRENCY = 10
+    settings.POSTBACK_PER_HOST_CONCURRENCY = 3
+    settings.POSTBACK_BATCH_SIZE = 10
+    make_deliveries(12, url="https://hang.example.com/pb?c={affS1}")
+    make_deliveries(20, url="https://healthy.example.com/pb?c={affS1}")
+    sender = FakeSender(hang_seconds=0.2)
+
+    batch.drain(sender=sender)
+
+    assert sender.peak["hang.example.com"] <= 3
+    assert Delivery.objects.filter(state=DeliveryState.SUCCESS).count() == 20
+    assert Delivery.objects.filter(state=DeliveryState.RETRYING).count() == 12
+    assert DeliveryAttempt.objects.count() == 32
+
+
+def test_spent_budget_hands_the_rest_to_another_task(broker_calls, settings):
+    settings.POSTBACK_BATCH_SIZE = 2
+    make_deliveries(5)
+    batch.drain(sender=FakeSender(), budget=0)
+    assert Delivery.objects.filter(attempts=0).count() == 5
+    assert len(broker_calls) == 1  # one due delivery queued: its task drains the rest
+
+
+def test_deliver_due_task_drains(monkeypatch):
+    make_deliveries(4)
+    sender = FakeSender()
+    monkeypatch.setattr("postbacks.http_async.ConcurrentSender", lambda: sender)
+    assert tasks.deliver_due(1) == 4
+    assert len(sender.calls) == 4
+
+
+def test_enqueue_uses_the_concurrent_task_unless_switched_off(settings, monkeypatch):
+    sent = []
+    monkeypatch.setattr("postbacks.dispatch.async_task", lambda func, *a, **k: sent.append(func))
+    settings.POSTBACK_CONCURRENT_DISPATCH = True
+    real_send_to_broker(5)
+    settings.POSTBACK_CONCURRENT_DISPATCH = False
+    real_send_to_broker(6)
+    assert sent == ["postbacks.tasks.deliver_due", "postbacks.tasks.deliver"]

@@ -1,0 +1,232 @@
+"""Endpoint isolation: a failing endpoint is backed off, probed, closed again, or paused."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from postbacks import breaker, dispatch
+from postbacks.delivery import attempt_delivery
+from postbacks.http import HttpResult
+from postbacks.models import Delivery, DeliveryState, EndpointHealth, Postback
+from tests.factories import ConversionFactory, PostbackFactory
+
+pytestmark = pytest.mark.django_db
+
+DOWN = "https://down.example.com/pb?c={cid}"
+UP = "https://up.example.com/pb?c={cid}"
+
+
+class Seam:
+    """Stands in for postbacks.http.send; answers per host."""
+
+    def __init__(self):
+        self.answers = {}
+        self.calls = []
+
+    def __call__(self, method, url, *, headers, body=""):
+        self.calls.append(url)
+        host = breaker.endpoint_key(url)
+        return self.answers.get(host, HttpResult(status=200))
+
+
+@pytest.fixture
+def seam(monkeypatch, settings):
+    settings.POSTBACK_BREAKER_THRESHOLD = 3
+    settings.POSTBACK_BREAKER_COOLDOWN = 30
+    settings.POSTBACK_BREAKER_MAX_COOLDOWN = 3600
+    settings.POSTBACK_RETRY_SCHEDULE = [60] * 10
+    fake = Seam()
+    fake.answers["down.example.com:443"] = HttpResult(error="No response within 10 s")
+    monkeypatch.setattr("postbacks.http.send", fake)
+    return fake
+
+
+def deliveries(url: str, count: int) -> list[Delivery]:
+    postback = PostbackFactory(url=url)
+    return [
+        Delivery.objects.create(
+            postback=postback,
+            conversion=ConversionFactory(affiliate=postback.affiliate),
+            status="pending",
+        )
+        for _ in range(count)
+    ]
+
+
+def health(host="down.example.com:443") -> EndpointHealth:
+    return EndpointHealth.objects.get(host=host)
+
+
+def test_endpoint_key_is_host_and_port():
+    assert breaker.endpoint_key("https://Tracker.Example.com./pb?x={cid}") == (
+        "tracker.example.com:443"
+    )
+    assert breaker.endpoint_key("http://127.0.0.2:8080/pb") == "127.0.0.2:8080"
+
+
+def test_consecutive_failures_open_the_breaker(seam):
+    for d in deliveries(DOWN, 3):
+        attempt_delivery(d.pk)
+    assert health().consecutive_failures == 3
+    assert health().opened_until > timezone.now() + timedelta(seconds=29)
+
+
+def test_open_breaker_defers_without_sending_or_using_a_retry(seam):
+    *failing, waiting = deliveries(DOWN, 4)
+    for d in failing:
+        attempt_delivery(d.pk)
+    calls_before = len(seam.calls)
+
+    attempt_delivery(waiting.pk)
+
+    waiting.refresh_from_db()
+    assert len(seam.calls) == calls_before
+    assert waiting.attempts == 0 and waiting.attempt_log.count() == 0
+    assert waiting.state == DeliveryState.PENDING
+    assert waiting.next_attempt_at == health().opened_until
+    assert waiting.claimed_until is None
+
+
+def test_an_open_breaker_does_not_hold_back_other_endpoints(seam):
+    for d in deliveries(DOWN, 3):
+        attempt_delivery(d.pk)
+    (healthy,) = deliveries(UP, 1)
+    attempt_delivery(healthy.pk)
+    healthy.refresh_from_db()
+    assert healthy.state == DeliveryState.SUCCESS
+
+
+def test_half_open_lets_one_probe_through_and_success_closes(seam):
+    *failing, first, second = deliveries(DOWN, 5)
+    for d in failing + [first]:
+        attempt_delivery(d.pk)  # the 4th is deferred
+    EndpointHealth.objects.update(opened_until=timezone.now() - timedelta(seconds=1))
+    Delivery.objects.filter(pk__in=[first.pk, second.pk]).update(next_attempt_at=timezone.now())
+    # Two workers at once: the first takes the probe, the second waits for its outcome.
+    assert breaker._backed_off_until("down.example.com:443") is None
+    assert breaker._backed_off_until("down.example.com:443") > timezone.now()
+
+    EndpointHealth.objects.update(opened_until=timezone.now() - timedelta(seconds=1))
+    seam.answers.clear()  # the endpoint is back
+    attempt_delivery(first.pk)
+    assert health().opened_until is None and health().consecutive_failures == 0
+    attempt_delivery(second.pk)
+    second.refresh_from_db()
+    assert second.state == DeliveryState.SUCCESS
+
+
+def test_a_failed_probe_backs_off_twice_as_long(seam):
+    *failing, probe = deliveries(DOWN, 4)
+    for d in failing:
+        attempt_delivery(d.pk)
+    EndpointHealth.objects.update(opened_until=timezone.now() - timedelta(seconds=1))
+    before = timezone.now()
+    attempt_delivery(probe.pk)
+    probe.refresh_from_db()
+    assert probe.attempts == 1 and probe.attempt_log.count() == 1
+    wait = (health().opened_until - before).total_seconds()
+    assert 59 <= wait <= 61
+
+
+def test_refusals_and_test_sends_do_not_count_against_the_endpoint(seam):
+    refused = HttpResult(error="Destination not allowed", permanent=True)
+    seam.answers["down.example.com:443"] = refused
+    for d in deliveries(DOWN, 4):
+        attempt_delivery(d.pk)
+    seam.answers["down.example.com:443"] = HttpResult(status=503)
+    for d in deliveries(DOWN, 4):
+        Delivery.objects.filter(pk=d.pk).update(is_test=True)
+        attempt_delivery(d.pk)
+    assert not EndpointHealth.objects.exists()
+
+
+def test_success_ends_the_failure_streak(seam):
+    for d in deliveries(DOWN, 2):
+        attempt_delivery(d.pk)
+    seam.answers.clear()
+    (ok,) = deliveries(DOWN, 1)
+    attempt_delivery(ok.pk)
+    assert health().consecutive_failures == 0 and health().first_failure_at is None
+
+
+def test_threshold_zero_turns_the_breaker_off(seam, settings):
+    settings.POSTBACK_BREAKER_THRESHOLD = 0
+    for d in deliveries(DOWN, 5):
+        attempt_delivery(d.pk)
+    assert len(seam.calls) == 5 and health().opened_until is None
+
+
+# --- auto-pause ------------------------------------------------------------------------------
+
+
+def test_endpoint_failing_for_days_pauses_its_postbacks_with_the_reason(seam, settings):
+    settings.POSTBACK_AUTO_PAUSE_AFTER = 5
+    (d,) = deliveries(DOWN, 1)
+    other_on_same_endpoint = PostbackFactory(url="https://down.example.com/other")
+    elsewhere = PostbackFactory(url=UP)
+    EndpointHealth.objects.create(
+        host="down.example.com:443",
+        consecutive_failures=40,
+        first_failure_at=timezone.now() - timedelta(days=5, minutes=1),
+    )
+    attempt_delivery(d.pk)
+    paused = Postback.objects.filter(active=False)
+    assert set(paused) == {d.postback, other_on_same_endpoint}
+    assert "down.example.com:443 has failed every attempt since" in paused[0].paused_reason
+    elsewhere.refresh_from_db()
+    assert elsewhere.active and not elsewhere.paused_reason
+
+
+def test_no_pause_before_the_period_or_when_turned_off(seam, settings):
+    (d,) = deliveries(DOWN, 1)
+    EndpointHealth.objects.create(
+        host="down.example.com:443", first_failure_at=timezone.now() - timedelta(days=30)
+    )
+    settings.POSTBACK_AUTO_PAUSE_AFTER = 0
+    attempt_delivery(d.pk)
+    assert Postback.objects.get().active
+
+
+def test_resuming_clears_the_reason_and_the_streak(seam):
+    (d,) = deliveries(DOWN, 1)
+    Postback.objects.update(active=False, paused_reason="Paused automatically ...")
+    EndpointHealth.objects.create(
+        host="down.example.com:443",
+        consecutive_failures=9,
+        first_failure_at=timezone.now() - timedelta(days=9),
+    )
+    breaker.resume(Postback.objects.get())
+    assert Postback.objects.get().paused_reason == ""
+    assert health().first_failure_at is None and health().consecutive_failures == 0
+
+
+# --- work ordering ---------------------------------------------------------------------------
+
+
+def test_sweeper_enqueues_the_longest_waiting_deliveries_first(broker_calls):
+    newer, older = deliveries(UP, 2)
+    now = timezone.now()
+    Delivery.objects.filter(pk=newer.pk).update(next_attempt_at=now - timedelta(minutes=1))
+    Delivery.objects.filter(pk=older.pk).update(next_attempt_at=now - timedelta(minutes=9))
+    dispatch.sweep()
+    assert broker_calls == [older.pk, newer.pk]
+
+
+def test_deliveries_of_an_open_endpoint_leave_the_sweep_until_it_half_opens(seam, broker_calls):
+    for d in deliveries(DOWN, 4):
+        attempt_delivery(d.pk)
+    Delivery.objects.update(enqueued_at=None)
+    (healthy,) = deliveries(UP, 1)
+    dispatch.sweep()
+    # The three failed ones wait for their retry, the deferred one for the half-open breaker.
+    assert broker_calls == [healthy.pk]
+
+
+def test_check_warns_when_a_claim_can_expire_during_a_request(settings):
+    from postbacks.checks import claim_outlasts_the_request
+
+    assert claim_outlasts_the_request(None) == []
+    settings.POSTBACK_CLAIM_SECONDS, settings.POSTBACK_TOTAL_TIMEOUT = 10, 15
+    (warning,) = claim_outlasts_the_request(None)
+    assert warning.id == "postbacks.W001"

@@ -1,0 +1,247 @@
+"""One attempt of one delivery: claim, send through the seam, record, retry or finish."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from postbacks import delivery as delivery_module
+from postbacks import dispatch, tasks
+from postbacks.http import HttpResult
+from postbacks.models import Delivery, DeliveryState
+from tests.factories import ConversionFactory, PostbackFactory
+
+pytestmark = pytest.mark.django_db
+
+
+class FakeSeam:
+    """Stands in for postbacks.http.send: records requests, answers from a list."""
+
+    def __init__(self, *results):
+        self.results = list(results) or [HttpResult(status=200, body="ok")]
+        self.calls = []
+
+    def __call__(self, method, url, *, headers, body=""):
+        self.calls.append({"method": method, "url": url, "headers": headers, "body": body})
+        return self.results.pop(0) if len(self.results) > 1 else self.results[0]
+
+
+@pytest.fixture
+def seam(monkeypatch):
+    fake = FakeSeam()
+    monkeypatch.setattr("postbacks.http.send", fake)
+    return fake
+
+
+@pytest.fixture
+def delivery():
+    conversion = ConversionFactory(click__aff_s1="abc")
+    postback = PostbackFactory(
+        affiliate=conversion.affiliate,
+        url="https://tracker.example.com/pb?clickid={affS1}&payout={payout}",
+    )
+    return Delivery.objects.create(postback=postback, conversion=conversion, status="pending")
+
+
+def test_success_records_the_attempt_and_finishes(seam, delivery):
+    delivery_module.attempt_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.SUCCESS and delivery.finished_at
+    attempt = delivery.attempt_log.get()
+    assert attempt.url == "https://tracker.example.com/pb?clickid=abc&payout=12.50"
+    assert attempt.method == "GET" and attempt.response_status == 200
+    assert attempt.request_headers["X-Postback-Id"] == str(delivery.uid)
+    assert attempt.request_headers["User-Agent"].startswith("TrackdeskPostbacks/")
+    assert seam.calls[0]["url"] == attempt.url
+
+
+def test_task_run_twice_sends_once(seam, delivery):
+    tasks.deliver(delivery.pk)
+    tasks.deliver(delivery.pk)
+    assert len(seam.calls) == 1
+    assert delivery.attempt_log.count() == 1
+
+
+def test_delivery_claimed_by_another_worker_is_not_sent(seam, delivery):
+    Delivery.objects.filter(pk=delivery.pk).update(
+        claimed_until=timezone.now() + timedelta(seconds=30)
+    )
+    assert delivery_module.attempt_delivery(delivery.pk) is None
+    assert seam.calls == []
+
+
+def test_expired_claim_of_a_dead_worker_is_taken_over(seam, delivery):
+    Delivery.objects.filter(pk=delivery.pk).update(
+        claimed_until=timezone.now() - timedelta(seconds=1), attempts=1
+    )
+    delivery_module.attempt_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.SUCCESS and delivery.attempts == 2
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        HttpResult(status=500),
+        HttpResult(status=302),
+        HttpResult(status=404),
+        HttpResult(error="Connect timeout"),
+    ],
+)
+def test_failure_schedules_a_retry_per_the_schedule(seam, delivery, settings, result):
+    settings.POSTBACK_RETRY_SCHEDULE = [60, 300]
+    seam.results = [result]
+    before = timezone.now()
+    delivery_module.attempt_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.RETRYING
+    wait = (delivery.next_attempt_at - before).total_seconds()
+    assert 54 <= wait <= 67  # 60 s ± 10% jitter
+    assert delivery.attempt_log.get().error
+
+
+def test_retries_follow_the_schedule_then_the_delivery_fails(seam, delivery, settings):
+    settings.POSTBACK_RETRY_SCHEDULE = [60, 300]
+    seam.results = [HttpResult(status=503)]
+    waits = []
+    for _ in range(3):
+        Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+        started = timezone.now()
+        delivery_module.attempt_delivery(delivery.pk)
+        delivery.refresh_from_db()
+        waits.append((delivery.next_attempt_at - started).total_seconds())
+    assert delivery.state == DeliveryState.FAILED
+    assert delivery.attempt_log.count() == 3
+    assert 54 <= waits[0] <= 67 and 270 <= waits[1] <= 331
+
+
+def test_default_schedule_is_seven_retries_like_trackdesk(settings):
+    assert len(settings.POSTBACK_RETRY_SCHEDULE) == 7
+    assert settings.POSTBACK_RETRY_SCHEDULE[0] == 60
+    assert settings.POSTBACK_RETRY_SCHEDULE[-1] == 86400
+
+
+def test_retry_after_header_postpones_the_next_attempt(seam, delivery):
+    seam.results = [HttpResult(status=429, headers={"Retry-After": "900"})]
+    before = timezone.now()
+    delivery_module.attempt_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    assert (delivery.next_attempt_at - before).total_seconds() >= 899
+
+
+def test_refused_destination_fails_at_once_without_retry(seam, delivery):
+    seam.results = [HttpResult(error="Destination not allowed: ...", permanent=True)]
+    delivery_module.attempt_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.FAILED
+    assert "not allowed" in delivery.last_error
+
+
+def test_blocked_destination_is_logged_on_the_delivery_and_never_retried(settings):
+    """No seam patched: the real guard refuses the metadata address before any connection."""
+    settings.POSTBACK_ALLOWED_NETWORKS = []
+    conversion = ConversionFactory()
+    postback = PostbackFactory(
+        affiliate=conversion.affiliate, url="http://169.254.169.254/latest/meta-data?c={cid}"
+    )
+    blocked = Delivery.objects.create(postback=postback, conversion=conversion, status="pending")
+    delivery_module.attempt_delivery(blocked.pk)
+    blocked.refresh_from_db()
+    assert blocked.state == DeliveryState.FAILED and blocked.attempts == 1
+    assert blocked.last_error.startswith("Destination not allowed: 169.254.169.254")
+    assert blocked.attempt_log.get().error == blocked.last_error
+
+
+def test_missing_exchange_rate_fails_with_a_clear_error_and_sends_nothing(seam, delivery):
+    delivery.postback.currency = "GBP"
+    delivery.postback.save()
+    delivery_module.attempt_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    assert seam.calls == []
+    assert delivery.state == DeliveryState.FAILED
+    assert "exchange rate" in delivery.last_error.lower()
+    assert delivery.attempt_log.get().error == delivery.last_error
+
+
+def test_deactivated_postback_is_not_sent(seam, delivery):
+    delivery.postback.active = False
+    delivery.postback.save()
+    delivery_module.attempt_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    assert seam.calls == [] and delivery.state == DeliveryState.FAILED
+
+
+def test_post_form_sends_parameters_in_the_body(seam, delivery):
+    delivery.postback.method = "POST"
+    delivery.postback.save()
+    delivery_module.attempt_delivery(delivery.pk)
+    call = seam.calls[0]
+    assert call["method"] == "POST"
+    assert call["url"] == "https://tracker.example.com/pb"
+    assert call["body"] == "clickid=abc&payout=12.50"
+    assert call["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+def test_post_json_sends_the_rendered_json_body(seam, delivery):
+    delivery.postback.method = "POST"
+    delivery.postback.body_format = "json"
+    delivery.postback.body_template = '{"click": "{affS1}", "payout": {payout}}'
+    delivery.postback.save()
+    delivery_module.attempt_delivery(delivery.pk)
+    call = seam.calls[0]
+    assert call["body"] == '{"click": "abc", "payout": 12.50}'
+    assert call["headers"]["Content-Type"] == "application/json"
+
+
+# --- the sweeper and manual retry -------------------------------------------------------------
+
+
+def test_sweeper_enqueues_pending_deliveries_a_dead_worker_left(delivery, broker_calls, settings):
+    settings.POSTBACK_STALE_AFTER = 120
+    Delivery.objects.filter(pk=delivery.pk).update(
+        enqueued_at=timezone.now() - timedelta(minutes=10),
+        claimed_until=timezone.now() - timedelta(minutes=5),
+    )
+    assert dispatch.sweep() == 1
+    assert broker_calls == [delivery.pk]
+
+
+def test_sweeper_leaves_recently_enqueued_and_claimed_deliveries(delivery, broker_calls):
+    Delivery.objects.filter(pk=delivery.pk).update(enqueued_at=timezone.now())
+    assert dispatch.sweep() == 0
+    Delivery.objects.filter(pk=delivery.pk).update(
+        enqueued_at=None, claimed_until=timezone.now() + timedelta(seconds=30)
+    )
+    assert dispatch.sweep() == 0
+    assert broker_calls == []
+
+
+def test_sweeper_enqueues_due_retries_only(delivery, broker_calls):
+    Delivery.objects.filter(pk=delivery.pk).update(
+        state=DeliveryState.RETRYING, next_attempt_at=timezone.now() + timedelta(minutes=1)
+    )
+    assert dispatch.sweep() == 0
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    assert dispatch.sweep() == 1
+
+
+def test_sweeper_ignores_finished_deliveries(delivery, broker_calls):
+    Delivery.objects.filter(pk=delivery.pk).update(state=DeliveryState.SUCCESS)
+    assert dispatch.sweep() == 0
+
+
+def test_retry_now_requeues_a_failed_delivery(
+    seam, delivery, broker_calls, django_capture_on_commit_callbacks
+):
+    Delivery.objects.filter(pk=delivery.pk).update(state=DeliveryState.FAILED, attempts=8)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dispatch.retry_deliveries(Delivery.objects.all()) == 1
+    assert broker_calls == [delivery.pk]
+    delivery_module.attempt_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.SUCCESS
+
+
+def test_retry_now_leaves_successful_deliveries_alone(delivery, broker_calls):
+    Delivery.objects.filter(pk=delivery.pk).update(state=DeliveryState.SUCCESS)
+    assert dispatch.retry_deliveries(Delivery.objects.all()) == 0

@@ -1,0 +1,259 @@
+"""Where postbacks may go: public addresses only unless the operator allows a network."""
+
+import ipaddress
+
+import pytest
+
+from postbacks import http, netguard
+from postbacks.sink import Sink
+
+BLOCKED = [
+    "127.0.0.1",
+    "0.0.0.0",
+    "10.0.0.1",
+    "172.16.5.4",
+    "192.168.1.1",
+    "169.254.169.254",
+    "100.64.0.1",
+    "224.0.0.1",
+    "255.255.255.255",
+    "168.63.129.16",
+    "::1",
+    "::",
+    "::ffff:127.0.0.1",
+    "::ffff:a9fe:a9fe",
+    "64:ff9b::a9fe:a9fe",
+    "2002:7f00:1::1",
+    "fd00:ec2::254",
+    "fe80::1",
+    "ff02::1",
+    "100.127.255.254",
+    "198.18.0.1",
+    "240.0.0.1",
+    "192.0.0.8",
+    "fc00::1",
+    "::ffff:10.0.0.1",
+    "::ffff:100.64.0.1",
+    "::127.0.0.1",
+]
+
+
+@pytest.fixture(autouse=True)
+def no_allowed_networks(settings):
+    settings.POSTBACK_ALLOWED_NETWORKS = []
+
+
+@pytest.mark.parametrize("address", BLOCKED)
+def test_non_public_addresses_are_blocked(address):
+    assert netguard.is_blocked(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"])
+def test_public_addresses_pass(address):
+    assert not netguard.is_blocked(ipaddress.ip_address(address))
+
+
+def test_allowed_network_lets_loopback_through(settings):
+    settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    assert not netguard.is_blocked(ipaddress.ip_address("127.0.0.1"))
+    assert netguard.is_blocked(ipaddress.ip_address("10.0.0.1"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/pb",
+        "http://2130706433/pb",
+        "http://0x7f.1/pb",
+        "http://0177.0.0.1/pb",
+        "http://0/pb",
+        "http://[::ffff:127.0.0.1]/pb",
+        "http://good.com@127.0.0.1/pb",
+        "http://localhost./pb",
+        "http://169.254.169.254/latest/meta-data",
+    ],
+)
+def test_literal_blocked_addresses_are_named_at_save_time(url):
+    assert netguard.refusal_for_url(url)
+
+
+def test_public_hostnames_are_not_refused_at_save_time():
+    assert netguard.refusal_for_url("https://tracker.example.com/pb?x=1") is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/pb",
+        "http://2130706433:9/pb",
+        "http://localhost:9/pb",
+        "http://[::1]:9/pb",
+    ],
+)
+def test_send_refuses_loopback_without_connecting(url):
+    result = http.send("GET", url, headers={})
+    assert result.permanent and result.status is None
+    assert "not allowed" in result.error
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://0x7f.1:9/pb",
+        "http://0177.0.0.1:9/pb",
+        "http://0:9/pb",
+        "http://[::ffff:127.0.0.1]:9/pb",
+        "http://tracker.example.com@127.0.0.1:9/pb",
+        "http://127.0.0.1.:9/pb",
+        "http://localhost.:9/pb",
+        "http://sub.localhost:9/pb",
+        "http://169.254.169.254/latest/meta-data",
+    ],
+)
+def test_send_refuses_odd_spellings_of_blocked_addresses(url, monkeypatch):
+    def no_dns(host, *args, **kwargs):
+        raise AssertionError(f"{host} should not need DNS")
+
+    monkeypatch.setattr("socket.getaddrinfo", no_dns)
+    result = http.send("GET", url, headers={})
+    assert result.permanent and result.status is None
+    assert "not allowed" in result.error
+
+
+def test_send_refuses_a_url_two_parsers_read_differently(monkeypatch):
+    """urllib3 would connect to port 22 where urlsplit saw port 80 of a public host."""
+    monkeypatch.setattr(netguard, "resolve", lambda host, port: [ipaddress.ip_address("8.8.8.8")])
+    result = http.send("GET", "http://127.0.0.1:22\\@8.8.8.8/pb", headers={})
+    assert result.permanent and "ambiguous" in result.error
+
+
+def test_send_refuses_when_any_resolved_address_is_private(monkeypatch):
+    addresses = [ipaddress.ip_address("8.8.8.8"), ipaddress.ip_address("10.0.0.7")]
+    monkeypatch.setattr(netguard, "resolve", lambda host, port: addresses)
+    result = http.send("GET", "https://tracker.example.com/pb", headers={})
+    assert result.permanent and "10.0.0.7" in result.error
+
+
+def test_send_refuses_a_name_resolving_to_a_private_address(monkeypatch):
+    monkeypatch.setattr(netguard, "resolve", lambda host, port: [ipaddress.ip_address("10.0.0.7")])
+    result = http.send("GET", "https://innocent.example.com/pb", headers={})
+    assert result.permanent and "10.0.0.7" in result.error
+
+
+def test_send_refuses_non_standard_ports_on_public_addresses(monkeypatch):
+    monkeypatch.setattr(netguard, "resolve", lambda host, port: [ipaddress.ip_address("8.8.8.8")])
+    result = http.send("GET", "http://tracker.example.com:8080/pb", headers={})
+    assert result.permanent and "port 8080" in result.error
+
+
+def test_send_connects_to_the_checked_address_with_the_original_host_header(settings, monkeypatch):
+    """DNS is asked once; the request goes to that address, Host stays the URL's name."""
+    settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    lookups = []
+
+    def resolve_once(host, port):
+        lookups.append(host)
+        return [ipaddress.ip_address("127.0.0.1")]
+
+    monkeypatch.setattr(netguard, "resolve", resolve_once)
+    with Sink() as sink:
+        result = http.send("GET", f"http://tracker.invalid:{sink.port}/pb?a=1", headers={})
+        assert result.status == 200, result.error
+        assert sink.requests[0].headers["Host"] == f"tracker.invalid:{sink.port}"
+        assert sink.requests[0].path == "/pb?a=1"
+    assert lookups == ["tracker.invalid"]
+
+
+def test_redirects_are_not_followed(settings):
+    settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    with Sink() as sink:
+        sink.behaviour.status = 302
+        sink.behaviour.headers = {"Location": "http://169.254.169.254/latest/meta-data"}
+        result = http.send("GET", sink.url + "/pb", headers={})
+        assert result.status == 302 and not result.ok
+        assert len(sink.requests) == 1
+
+
+def test_response_body_is_read_up_to_the_cap(settings):
+    settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    settings.POSTBACK_RESPONSE_BODY_LIMIT = 100
+    with Sink() as sink:
+        sink.behaviour.body = "x" * 100_000
+        result = http.send("GET", sink.url + "/pb", headers={})
+    assert result.status == 200 and len(result.body) == 100
+
+
+def test_read_timeout_is_reported_and_retryable(settings):
+    settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    settings.POSTBACK_READ_TIMEOUT = 0.3
+    with Sink() as sink:
+        sink.behaviour.delay = 2
+        result = http.send("GET", sink.url + "/pb", headers={})
+    assert result.status is None and not result.permanent
+    assert "timeout" in result.error.lower()
+
+
+def test_proxy_environment_variables_are_ignored(settings, monkeypatch):
+    settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    with Sink() as sink:
+        result = http.send("GET", sink.url + "/pb", headers={})
+    assert result.status == 200
+
+
+def test_total_time_limit_ends_an_answer_that_drips(settings):
+    """Each byte arrives within the read timeout; the total limit still ends the exchange."""
+    settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    settings.POSTBACK_READ_TIMEOUT = 2
+    settings.POSTBACK_TOTAL_TIMEOUT = 0.5
+    with Sink() as sink:
+        sink.behaviour.status, sink.behaviour.body, sink.behaviour.drip = 500, "x" * 100, 0.1
+        result = http.send("GET", sink.url + "/pb", headers={})
+    assert result.status == 500 and not result.permanent
+    assert result.error == "No complete response within 0.5 s (total time limit)"
+
+
+# --- redirects ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def follow_redirects(settings):
+    settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    settings.POSTBACK_FOLLOW_REDIRECTS = True
+    settings.POSTBACK_MAX_REDIRECTS = 2
+
+
+def test_redirect_is_followed_when_the_operator_turns_it_on(follow_redirects):
+    with Sink() as first, Sink() as second:
+        first.behaviour.redirect_to = second.url + "/final"
+        result = http.send("GET", first.url + "/pb", headers={"X-Postback-Id": "abc"})
+        assert result.ok and result.redirects == [second.url + "/final"]
+        assert second.requests[0].path == "/final"
+        assert second.requests[0].headers["X-Postback-Id"] == "abc"
+        assert second.requests[0].headers["Host"] == f"127.0.0.1:{second.port}"
+
+
+def test_each_redirect_hop_is_checked_by_the_guard(follow_redirects):
+    with Sink() as sink:
+        sink.behaviour.redirect_to = "http://169.254.169.254/latest/meta-data"
+        result = http.send("GET", sink.url + "/pb", headers={})
+    assert result.permanent and result.status is None
+    assert result.error.startswith("Redirect to http://169.254.169.254/latest/meta-data refused.")
+
+
+def test_redirects_stop_after_the_maximum_hops(follow_redirects):
+    with Sink() as sink:
+        sink.behaviour.redirect_to = "/again"
+        result = http.send("GET", sink.url + "/pb", headers={})
+        assert len(sink.requests) == 3  # the request and two hops
+    assert result.status == 302 and not result.ok and not result.permanent
+    assert "stopped after 2 redirects" in result.error
+
+
+@pytest.mark.parametrize(("status", "method"), [(302, "GET"), (303, "GET"), (307, "POST")])
+def test_post_redirect_keeps_the_method_only_for_307_and_308(follow_redirects, status, method):
+    with Sink() as first, Sink() as second:
+        first.behaviour.status, first.behaviour.redirect_to = status, second.url + "/final"
+        http.send("POST", first.url + "/pb", headers={}, body="a=1")
+        assert second.requests[0].method == method
+        assert second.requests[0].body == ("a=1" if method == "POST" else "")
