@@ -110,13 +110,21 @@ class ConcurrentSender:
             sock_connect=settings.POSTBACK_CONNECT_TIMEOUT,
             sock_read=settings.POSTBACK_READ_TIMEOUT,
         )
-        return aiohttp.ClientSession(
+        session = aiohttp.ClientSession(
             connector=connector,
             timeout=timeout,
             trust_env=False,
             auto_decompress=False,
             skip_auto_headers=("User-Agent",),
         )
+        # aiohttp resends a GET by itself when a reused keep-alive connection drops, but the
+        # tracker may have counted the first one: a duplicate postback. A drop must be one failed
+        # attempt, retried on our schedule under a new claim. The switch is private (aiohttp's
+        # own test client turns it off the same way); fail loudly if an upgrade removes it.
+        if not hasattr(session, "_retry_connection"):
+            raise RuntimeError("aiohttp no longer has ClientSession._retry_connection; see above")
+        session._retry_connection = False
+        return session
 
     def submit(
         self, method: str, url: str, headers: dict, body: str = ""

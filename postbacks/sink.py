@@ -41,6 +41,12 @@ class SinkBehaviour:
     redirect_to: str = ""  # answer `status` (default 302 when 200) with this Location
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops connections when a few hundred postbacks arrive
+    # at once; the kernel then retries them seconds later. Real trackers queue far more.
+    request_queue_size = 1024
+
+
 class Sink:
     """Start with `with Sink() as sink:`; `sink.url` is its base URL."""
 
@@ -52,7 +58,7 @@ class Sink:
         self._lock = threading.Lock()
         self._echo = echo
         self._released = threading.Event()
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server = _Server((host, port), self._handler_class())
         self._server.handle_error = lambda request, address: None  # resets are on purpose
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

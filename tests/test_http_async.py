@@ -110,3 +110,14 @@ def test_proxy_environment_variables_are_ignored(loopback_allowed, monkeypatch):
 def test_non_http_urls_are_refused():
     result = send("ftp://tracker.example.com/pb")
     assert result.permanent and "http" in result.error
+
+
+def test_a_dropped_connection_is_not_silently_resent(loopback_allowed):
+    """aiohttp resends a GET on its own when a reused connection drops; the receiver may have
+    counted the first one, so a postback would arrive twice. It is one failed attempt instead."""
+    with Sink() as sink, ConcurrentSender() as sender:
+        assert sender.submit("GET", sink.url + "/pb?n=1", {}).result(timeout=30).status == 200
+        sink.behaviour.reset = True  # records the request, then drops the kept-alive connection
+        result = sender.submit("GET", sink.url + "/pb?n=2", {}).result(timeout=30)
+        assert result.status is None and "Connection failed" in result.error
+        assert [r.query["n"] for r in sink.requests] == ["1", "2"]

@@ -193,6 +193,18 @@ def test_read_timeout_is_reported_and_retryable(settings):
     assert "timeout" in result.error.lower()
 
 
+def test_a_dropped_connection_is_not_silently_resent(settings):
+    """A kept-alive connection that drops after the tracker read the request is one failed
+    attempt, never a second request sent behind our back (that would be a duplicate)."""
+    settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    with Sink() as sink:
+        assert http.send("GET", sink.url + "/pb?n=1", headers={}).status == 200
+        sink.behaviour.reset = True
+        result = http.send("GET", sink.url + "/pb?n=2", headers={})
+        assert result.status is None and result.error
+        assert [r.query["n"] for r in sink.requests] == ["1", "2"]
+
+
 def test_proxy_environment_variables_are_ignored(settings, monkeypatch):
     settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
