@@ -170,14 +170,14 @@ def send(method: str, url: str, *, headers: dict, body: str = "") -> HttpResult:
 
 def _follow_redirects(result, method, url, headers, body, deadline) -> HttpResult:
     hops = []
-    while result.status in REDIRECT_STATUSES and _location(result):
+    while result.status in REDIRECT_STATUSES and redirect_location(result):
         if len(hops) >= settings.POSTBACK_MAX_REDIRECTS:
             result.error = (
                 f"HTTP {result.status}: stopped after {len(hops)} redirects "
                 f"(POSTBACK_MAX_REDIRECTS); a postback succeeds on 2xx only."
             )
             break
-        url = urljoin(url, _location(result))
+        url = urljoin(url, redirect_location(result))
         hops.append(url)
         if result.status in (301, 302, 303) and method != "GET":
             # What browsers and requests do: the next hop is a GET without the body.
@@ -190,7 +190,7 @@ def _follow_redirects(result, method, url, headers, body, deadline) -> HttpResul
     return result
 
 
-def _location(result: HttpResult) -> str:
+def redirect_location(result: HttpResult) -> str:
     return next((v for k, v in result.headers.items() if k.lower() == "location"), "")
 
 

@@ -8,8 +8,9 @@ database work stays in the caller's thread. It keeps http.py's promises:
   and the connector's resolver only ever answers with an address that passed the check, so the
   connection goes to the checked address (Host header and TLS server name stay the URL's host);
   IP literals are checked the same way before the request is made;
-- connect and read timeouts (plus an overall cap so a receiver dripping bytes cannot hold a
-  slot), no redirects, no proxies from the environment, a cap on how much of a body is read;
+- connect and read timeouts and POSTBACK_TOTAL_TIMEOUT on the whole exchange (a receiver
+  dripping bytes cannot hold a slot), no proxies from the environment, a cap on how much of a
+  body is read; redirects only when the operator turned them on, each hop checked again;
 - a limit on connections in total and per host, so one slow tracker cannot take every slot.
 """
 
@@ -19,6 +20,7 @@ import os
 import socket
 import threading
 import time
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -26,7 +28,7 @@ from django.conf import settings
 from yarl import URL
 
 from . import netguard
-from .http import HttpResult
+from .http import REDIRECT_STATUSES, HttpResult, redirect_location
 
 # How long a host's checked address is reused before it is resolved and checked again.
 CHECK_TTL = 10.0
@@ -134,11 +136,38 @@ class ConcurrentSender:
 
     async def send(self, method, url, headers, body) -> HttpResult:
         started = time.monotonic()
+        limit = settings.POSTBACK_TOTAL_TIMEOUT
         try:
-            result = await self._send(method, url, headers, body)
+            async with asyncio.timeout(limit):
+                result = await self._send(method, url, headers, body)
+                if settings.POSTBACK_FOLLOW_REDIRECTS:
+                    result = await self._follow_redirects(result, method, url, headers, body)
+        except TimeoutError:
+            result = HttpResult(error=f"No complete response within {limit:g} s (total time limit)")
         except Exception as exc:  # a bug must cost one attempt, never the whole batch
             result = HttpResult(error=f"Sending failed: {type(exc).__name__}: {exc}"[:300])
         result.duration_ms = int((time.monotonic() - started) * 1000)
+        return result
+
+    async def _follow_redirects(self, result, method, url, headers, body) -> HttpResult:
+        """http.py's rules: up to POSTBACK_MAX_REDIRECTS hops, each checked by the guard."""
+        hops = []
+        while result.status in REDIRECT_STATUSES and redirect_location(result):
+            if len(hops) >= settings.POSTBACK_MAX_REDIRECTS:
+                result.error = (
+                    f"HTTP {result.status}: stopped after {len(hops)} redirects "
+                    f"(POSTBACK_MAX_REDIRECTS); a postback succeeds on 2xx only."
+                )
+                break
+            url = urljoin(url, redirect_location(result))
+            hops.append(url)
+            if result.status in (301, 302, 303) and method != "GET":
+                method, body = "GET", ""
+                headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+            result = await self._send(method, url, headers, body)
+            if result.permanent:
+                result.error = f"Redirect to {url} refused. {result.error}"
+        result.redirects = hops
         return result
 
     async def _send(self, method, url, headers, body) -> HttpResult:
@@ -147,6 +176,12 @@ class ConcurrentSender:
             if target.scheme not in ("http", "https") or not target.raw_host:
                 return HttpResult(error=f"Not an http(s) URL: {url!r}", permanent=True)
             key = (target.raw_host, target.port)
+            parts = urlsplit(url)
+            if (parts.hostname or "") != target.raw_host.lower() or (
+                parts.port or target.port
+            ) != target.port:  # two parsers must agree on where the request goes
+                why = f"the URL's host is ambiguous ({parts.netloc!r})"
+                return HttpResult(error=f"Destination not allowed: {why}.", permanent=True)
         except (ValueError, TypeError) as exc:
             return HttpResult(error=f"Invalid URL: {exc}", permanent=True)
         checked = await self._checked(key)
@@ -155,24 +190,19 @@ class ConcurrentSender:
         self._resolver.pins[key] = checked
         connect, read = settings.POSTBACK_CONNECT_TIMEOUT, settings.POSTBACK_READ_TIMEOUT
         try:
-            async with asyncio.timeout(connect + read + 1):
-                async with self._session.request(
-                    method,
-                    target,
-                    headers=headers,
-                    data=body.encode() or None,
-                    allow_redirects=False,
-                ) as response:
-                    text = await _read_capped(response)
-                    return HttpResult(
-                        status=response.status, headers=dict(response.headers), body=text
-                    )
+            async with self._session.request(
+                method,
+                target,
+                headers=headers,
+                data=body.encode() or None,
+                allow_redirects=False,
+            ) as response:
+                text = await _read_capped(response)
+                return HttpResult(status=response.status, headers=dict(response.headers), body=text)
         except aiohttp.ConnectionTimeoutError:
             return HttpResult(error=f"Connect timeout after {connect:g} s")
         except aiohttp.ServerTimeoutError:
             return HttpResult(error=f"No response within {read:g} s (read timeout)")
-        except TimeoutError:
-            return HttpResult(error=f"No complete response within {connect + read + 1:g} s")
         except aiohttp.ClientError as exc:
             return HttpResult(error=f"Connection failed: {type(exc).__name__}: {exc}"[:300])
         except OSError as exc:

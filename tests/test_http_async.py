@@ -121,3 +121,63 @@ def test_a_dropped_connection_is_not_silently_resent(loopback_allowed):
         result = sender.submit("GET", sink.url + "/pb?n=2", {}).result(timeout=30)
         assert result.status is None and "Connection failed" in result.error
         assert [r.query["n"] for r in sink.requests] == ["1", "2"]
+
+
+def test_total_time_limit_ends_an_answer_that_drips(loopback_allowed, settings):
+    """Each byte arrives within the read timeout; the total limit still frees the slot."""
+    settings.POSTBACK_READ_TIMEOUT = 2
+    settings.POSTBACK_TOTAL_TIMEOUT = 0.5
+    with Sink() as sink:
+        sink.behaviour.status, sink.behaviour.body, sink.behaviour.drip = 500, "x" * 100, 0.1
+        result = send(sink.url + "/pb")
+    assert result.status is None and not result.permanent
+    assert result.error == "No complete response within 0.5 s (total time limit)"
+    assert result.duration_ms < 2000
+
+
+def test_a_url_two_parsers_read_differently_is_refused(loopback_allowed):
+    with Sink() as sink:
+        result = send(f"http://127.0.0.1:{sink.port}\\@169.254.169.254/pb")
+        assert result.permanent and result.status is None
+        assert sink.requests == []
+
+
+@pytest.fixture
+def follow_redirects(loopback_allowed, settings):
+    settings.POSTBACK_FOLLOW_REDIRECTS = True
+    settings.POSTBACK_MAX_REDIRECTS = 2
+
+
+def test_redirect_is_followed_when_the_operator_turns_it_on(follow_redirects):
+    with Sink() as first, Sink() as second:
+        first.behaviour.redirect_to = second.url + "/final"
+        result = send(first.url + "/pb", headers={"X-Postback-Id": "abc"})
+        assert result.ok and result.redirects == [second.url + "/final"]
+        assert second.requests[0].path == "/final"
+        assert second.requests[0].headers["X-Postback-Id"] == "abc"
+
+
+def test_each_redirect_hop_is_checked_by_the_guard(follow_redirects):
+    with Sink() as sink:
+        sink.behaviour.redirect_to = "http://169.254.169.254/latest/meta-data"
+        result = send(sink.url + "/pb")
+    assert result.permanent and result.status is None
+    assert result.error.startswith("Redirect to http://169.254.169.254/latest/meta-data refused.")
+
+
+def test_redirects_stop_after_the_maximum_hops(follow_redirects):
+    with Sink() as sink:
+        sink.behaviour.redirect_to = "/again"
+        result = send(sink.url + "/pb")
+        assert len(sink.requests) == 3  # the request and two hops
+    assert result.status == 302 and not result.ok and not result.permanent
+    assert "stopped after 2 redirects" in result.error
+
+
+@pytest.mark.parametrize(("status", "method"), [(302, "GET"), (303, "GET"), (307, "POST")])
+def test_post_redirect_keeps_the_method_only_for_307_and_308(follow_redirects, status, method):
+    with Sink() as first, Sink() as second:
+        first.behaviour.status, first.behaviour.redirect_to = status, second.url + "/final"
+        send(first.url + "/pb", method="POST", body="a=1")
+        assert second.requests[0].method == method
+        assert second.requests[0].body == ("a=1" if method == "POST" else "")
