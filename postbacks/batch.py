@@ -11,12 +11,14 @@ stops when nothing is due or in flight, or when its time budget is spent.
 Guarantees are those of the single path (postbacks/delivery.py), which it reuses: a claim
 (claimed_until + attempts) before sending, so a delivery is sent once per claim; rendering and
 the request row from delivery.build_attempt; next state from delivery.apply_result (retry
-schedule, permanent failures); the address guard and timeouts in the sender. A process that dies
-leaves claims that expire and the sweeper enqueues those deliveries again.
+schedule, permanent failures); the circuit breaker and auto-pause (postbacks/breaker.py, once
+per endpoint per batch); the address guard, timeouts and redirect rules in the sender. A
+process that dies leaves claims that expire and the sweeper enqueues those deliveries again.
 
 One slow receiver cannot take every slot: a postback with POSTBACK_PER_HOST_CONCURRENCY
 requests in flight gets no more claimed until some finish, and the connector allows as many
-connections per host.
+connections per host. Below that share a slow start (INITIAL_WINDOW) keeps a failing endpoint to
+a handful of requests until the circuit breaker opens.
 """
 
 import logging
@@ -30,8 +32,8 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from . import breaker, dispatch
 from . import delivery as single
-from . import dispatch
 from .http import HttpResult
 from .models import Delivery, DeliveryAttempt, TrackingSettings
 
@@ -83,6 +85,7 @@ def record_many(finished: list[tuple[Delivery, DeliveryAttempt, HttpResult]]) ->
     with transaction.atomic():
         DeliveryAttempt.objects.bulk_create([attempt for _, attempt, _ in finished])
         _update_rows([delivery for delivery, _, _ in finished], single.RECORDED_FIELDS)
+    breaker.record_outcomes([(delivery, result) for delivery, _, result in finished])
 
 
 def _update_rows(rows: list[Delivery], names: list[str]) -> None:
@@ -155,10 +158,10 @@ class _Drain:
                 self.out_of_time = True
                 _hand_over()
             return []
-        busy = [pk for pk, n in self.load.items() if n >= self.per_postback]
+        busy = [pk for pk, n in self.load.items() if n >= self.allowed(pk)]
         self.held_back = bool(busy)  # those postbacks may have more due: look again
         claimed = claim_batch(min(room, settings.POSTBACK_BATCH_SIZE), skip_postbacks=busy)
-        claimed = self._within_share(claimed)
+        claimed = breaker.defer_open_endpoints(self._within_share(claimed))
         allow_revenue = TrackingSettings.load().allow_revenue_parameters if claimed else None
         for delivery in claimed:
             attempt, refused = single.build_attempt(delivery, allow_revenue=allow_revenue)
@@ -177,11 +180,15 @@ class _Drain:
         keep, excess, planned = [], [], Counter(self.load)
         for delivery in claimed:
             planned[delivery.postback_id] += 1
-            fits = planned[delivery.postback_id] <= self.per_postback
+            fits = planned[delivery.postback_id] <= self.allowed(delivery.postback_id)
             (keep if fits else excess).append(delivery)
         if excess:
             release([d.pk for d in excess])
         return keep
+
+    def allowed(self, postback_id: int) -> int:
+        """Requests this postback may have in flight: its slow-start window, within its share."""
+        return min(_windows.get(postback_id, INITIAL_WINDOW), self.per_postback)
 
     def collect(self) -> None:
         for future in [f for f in self.in_flight if f.done()]:
@@ -191,6 +198,7 @@ class _Drain:
                 result = future.result()
             except Exception as exc:  # the sender never raises; keep the log complete anyway
                 result = HttpResult(error=f"Sending failed: {type(exc).__name__}: {exc}"[:300])
+            _adjust_window(delivery.postback_id, result, self.per_postback)
             self.finished.append((delivery, attempt, result))
 
     def _sender(self):
@@ -205,6 +213,21 @@ class _Drain:
             log.warning("drain stopped with %d requests in flight", len(self.in_flight))
         if self.own_sender and self.sender is not None:
             self.sender.close()
+
+
+# Slow start, per postback and worker process (TCP's idea): a postback may first have
+# INITIAL_WINDOW requests in flight; each success allows one more (so the window doubles every
+# round trip) up to its share, and a failure shrinks it to one. An endpoint that hangs or fails
+# thus gets a handful of requests, not a whole batch, before the circuit breaker sets it aside.
+INITIAL_WINDOW = 8
+_windows: dict[int, int] = {}
+
+
+def _adjust_window(postback_id: int, result: HttpResult, share: int) -> None:
+    if result.permanent:  # a refused or unrenderable request says nothing about the endpoint
+        return
+    window = _windows.get(postback_id, INITIAL_WINDOW)
+    _windows[postback_id] = min(window + 1, share) if result.ok else 1
 
 
 def _hand_over() -> None:

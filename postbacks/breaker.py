@@ -75,11 +75,11 @@ def record_outcome(delivery: Delivery, result) -> None:
     auto_pause(health)
 
 
-def _count_failure(host: str, error: str) -> EndpointHealth:
+def _count_failure(host: str, error: str, failures: int = 1) -> EndpointHealth:
     now = timezone.now()
     with transaction.atomic():
         health, _ = EndpointHealth.objects.select_for_update().get_or_create(host=host)
-        health.consecutive_failures += 1
+        health.consecutive_failures += failures
         health.first_failure_at = health.first_failure_at or now
         health.last_failure_at, health.last_error = now, error[:2000]
         threshold = settings.POSTBACK_BREAKER_THRESHOLD
@@ -87,6 +87,67 @@ def _count_failure(host: str, error: str) -> EndpointHealth:
             health.opened_until = now + timedelta(seconds=cooldown(health.consecutive_failures))
         health.save()
     return health
+
+
+# --- the same for a batch (postbacks/batch.py): one look per endpoint, not per delivery -------
+
+
+def defer_open_endpoints(deliveries: list[Delivery]) -> list[Delivery]:
+    """Of freshly claimed deliveries, return those that may be sent now; defer the rest.
+
+    Like defer_if_open for each: a backed-off endpoint's deliveries move to when its breaker
+    half-opens, with the claimed attempt given back; of a half-open endpoint's deliveries one
+    goes out as the probe and the others wait for its outcome.
+    """
+    if not settings.POSTBACK_BREAKER_THRESHOLD:
+        return deliveries
+    hosts = {endpoint_key(d.postback.url) for d in deliveries if not d.is_test}
+    open_hosts = set(
+        EndpointHealth.objects.filter(host__in=hosts, opened_until__isnull=False).values_list(
+            "host", flat=True
+        )
+    )
+    if not open_hosts:
+        return deliveries
+    send, deferred, decided = [], {}, {}  # deferred: until -> ids; decided: host -> until/None
+    for delivery in deliveries:
+        host = endpoint_key(delivery.postback.url)
+        if delivery.is_test or host not in open_hosts:
+            send.append(delivery)
+            continue
+        if host not in decided:
+            decided[host] = _backed_off_until(host)
+            if decided[host] is None:  # this batch sends the probe: the others wait for it
+                send.append(delivery)
+                decided[host] = timezone.now() + timedelta(seconds=settings.POSTBACK_CLAIM_SECONDS)
+                continue
+        deferred.setdefault(decided[host], []).append(delivery.pk)
+    for until, ids in deferred.items():
+        Delivery.objects.filter(pk__in=ids).update(
+            attempts=F("attempts") - 1, claimed_until=None, next_attempt_at=until, enqueued_at=None
+        )
+    return send
+
+
+def record_outcomes(outcomes: list[tuple[Delivery, object]]) -> None:
+    """record_outcome for a batch of finished attempts, in the order they finished: per endpoint,
+    a success closes the breaker and only the failures after the last success count."""
+    streaks: dict[str, list] = {}
+    for delivery, result in outcomes:
+        if delivery.is_test or result.permanent:
+            continue
+        host = endpoint_key(delivery.postback.url)
+        if result.ok:
+            streaks[host] = [True]  # [closed, failures..., last error]
+        else:
+            streaks.setdefault(host, [False]).append(delivery.last_error)
+    for host, (closed, *errors) in streaks.items():
+        if closed:
+            EndpointHealth.objects.filter(host=host).exclude(
+                consecutive_failures=0, opened_until=None
+            ).update(consecutive_failures=0, first_failure_at=None, opened_until=None)
+        if errors:
+            auto_pause(_count_failure(host, errors[-1], failures=len(errors)))
 
 
 def cooldown(consecutive_failures: int) -> float:

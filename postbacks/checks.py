@@ -19,3 +19,23 @@ def claim_outlasts_the_request(app_configs, **kwargs):
             id="postbacks.W001",
         )
     ]
+
+
+@register()
+def drain_ends_before_the_task_timeout(app_configs, **kwargs):
+    """django-q2 kills a task that runs past its timeout: a drain cut off that way leaves its
+    in-flight requests unrecorded (they are sent again once their claims expire)."""
+    if not settings.POSTBACK_CONCURRENT_DISPATCH:
+        return []
+    task_timeout = settings.Q_CLUSTER.get("timeout")
+    longest = settings.POSTBACK_DRAIN_SECONDS + settings.POSTBACK_TOTAL_TIMEOUT
+    if task_timeout is None or longest < task_timeout:
+        return []
+    return [
+        Warning(
+            f"POSTBACK_DRAIN_SECONDS + POSTBACK_TOTAL_TIMEOUT ({longest:g} s) is not below "
+            f"django-q2's task timeout ({task_timeout} s): a drain can be killed mid-send.",
+            hint="Lower POSTBACK_DRAIN_SECONDS (default 20) or raise Q_CLUSTER['timeout'].",
+            id="postbacks.W002",
+        )
+    ]

@@ -59,3 +59,13 @@ def support_client(django_user_model):
     from django.test import Client
 
     return _role_client(django_user_model, Client(), "support", "support")
+
+
+@pytest.fixture(autouse=True)
+def fresh_slow_start_windows():
+    """Concurrent dispatch remembers each postback's window per process; tests reuse ids."""
+    from postbacks import batch
+
+    batch._windows.clear()
+    yield
+    batch._windows.clear()

@@ -13,7 +13,7 @@ from postbacks.dispatch import (
     send_to_broker as real_send_to_broker,
 )  # before the fixture patches it
 from postbacks.http import HttpResult
-from postbacks.models import Delivery, DeliveryAttempt, DeliveryState
+from postbacks.models import Delivery, DeliveryAttempt, DeliveryState, EndpointHealth
 from tests.factories import ConversionFactory, PostbackFactory
 
 pytestmark = pytest.mark.django_db
@@ -37,8 +37,10 @@ class FakeSender:
             self.calls.append({"method": method, "url": url, "headers": headers, "body": body})
             self.in_flight[host] += 1
             self.peak[host] = max(self.peak[host], self.in_flight[host])
-        if "hang" in host:
-            result = HttpResult(error="No response within 10 s (read timeout)")
+        if "hang" in host or "slow" in host:
+            result = (
+                self.result if "slow" in host else HttpResult(error="No response (read timeout)")
+            )
             threading.Timer(self.hang_seconds, self._finish, (future, host, result)).start()
         else:
             self._finish(future, host, self.result)
@@ -142,6 +144,7 @@ def test_a_hanging_receiver_gets_a_bounded_share_and_others_still_go_out(setting
     settings.POSTBACK_CONCURRENCY = 10
     settings.POSTBACK_PER_HOST_CONCURRENCY = 3
     settings.POSTBACK_BATCH_SIZE = 10
+    settings.POSTBACK_BREAKER_THRESHOLD = 0  # the share alone; the breaker is tested below
     make_deliveries(12, url="https://hang.example.com/pb?c={affS1}")
     make_deliveries(20, url="https://healthy.example.com/pb?c={affS1}")
     sender = FakeSender(hang_seconds=0.2)
@@ -178,3 +181,95 @@ def test_enqueue_uses_the_concurrent_task_unless_switched_off(settings, monkeypa
     settings.POSTBACK_CONCURRENT_DISPATCH = False
     real_send_to_broker(6)
     assert sent == ["postbacks.tasks.deliver_due", "postbacks.tasks.deliver"]
+
+
+# --- circuit breaker (postbacks.breaker), the same rules as one delivery at a time ----------
+
+
+@pytest.fixture
+def breaker_on(settings):
+    settings.POSTBACK_BREAKER_THRESHOLD = 3
+    settings.POSTBACK_BREAKER_COOLDOWN = 30
+    settings.POSTBACK_BREAKER_MAX_COOLDOWN = 3600
+    settings.POSTBACK_RETRY_SCHEDULE = [60] * 10
+
+
+def test_failures_in_a_batch_open_the_breaker(breaker_on):
+    make_deliveries(5, url="https://hang.example.com/pb?c={affS1}")
+    batch.drain(sender=FakeSender(hang_seconds=0.01))
+    health = EndpointHealth.objects.get(host="hang.example.com:443")
+    assert health.consecutive_failures == 5
+    assert health.opened_until > timezone.now() + timedelta(seconds=29)
+    assert "read timeout" in health.last_error
+
+
+def test_an_open_breaker_defers_a_batch_without_sending_or_using_retries(breaker_on):
+    EndpointHealth.objects.create(
+        host="tracker.example.com:443",
+        consecutive_failures=3,
+        opened_until=timezone.now() + timedelta(seconds=30),
+    )
+    waiting = make_deliveries(4)
+    healthy = make_deliveries(2, url="https://up.example.com/pb?c={affS1}")
+    sender = FakeSender()
+
+    assert batch.drain(sender=sender) == 2
+
+    assert [c["url"].split("/")[2] for c in sender.calls] == ["up.example.com"] * 2
+    opened_until = EndpointHealth.objects.get(host="tracker.example.com:443").opened_until
+    for d in waiting:
+        d.refresh_from_db()
+        assert d.attempts == 0 and d.attempt_log.count() == 0 and d.claimed_until is None
+        assert d.state == DeliveryState.PENDING and d.next_attempt_at == opened_until
+    assert {d.state for d in Delivery.objects.filter(pk__in=[h.pk for h in healthy])} == {
+        DeliveryState.SUCCESS
+    }
+
+
+def test_half_open_sends_one_probe_per_batch_and_its_success_closes(breaker_on):
+    EndpointHealth.objects.create(
+        host="tracker.example.com:443",
+        consecutive_failures=3,
+        opened_until=timezone.now() - timedelta(seconds=1),
+    )
+    make_deliveries(4)
+    sender = FakeSender()
+    batch.drain(sender=sender)
+    assert len(sender.calls) == 1  # the probe; the others wait for its outcome
+    health = EndpointHealth.objects.get(host="tracker.example.com:443")
+    assert health.consecutive_failures == 0 and health.opened_until is None
+    assert Delivery.objects.filter(state=DeliveryState.PENDING, attempts=0).count() == 3
+
+
+def test_a_success_after_failures_in_one_batch_ends_the_streak(breaker_on):
+    from postbacks import breaker
+
+    (delivery,) = make_deliveries(1)
+    delivery.last_error = "HTTP 503"
+    fail, ok = HttpResult(status=503), HttpResult(status=200)
+    breaker.record_outcomes([(delivery, fail), (delivery, fail), (delivery, ok)])
+    assert EndpointHealth.objects.filter(consecutive_failures__gt=0).count() == 0
+    breaker.record_outcomes([(delivery, ok), (delivery, fail), (delivery, fail)])
+    assert EndpointHealth.objects.get().consecutive_failures == 2
+
+
+# --- slow start ------------------------------------------------------------------------------
+
+
+def test_a_failing_endpoint_gets_a_handful_of_requests_before_the_breaker_opens(settings):
+    settings.POSTBACK_BREAKER_THRESHOLD = 3
+    make_deliveries(100, url="https://hang.example.com/pb?c={affS1}")
+    sender = FakeSender(hang_seconds=0.05)
+    batch.drain(sender=sender)
+    assert sender.peak["hang.example.com"] == batch.INITIAL_WINDOW
+    assert len(sender.calls) == batch.INITIAL_WINDOW  # then the breaker set the rest aside
+    assert Delivery.objects.filter(attempts=0).count() == 100 - batch.INITIAL_WINDOW
+
+
+def test_the_window_grows_with_successes_up_to_the_share(settings):
+    settings.POSTBACK_PER_HOST_CONCURRENCY = 40
+    make_deliveries(300, url="https://slow.example.com/pb?c={affS1}")
+    sender = FakeSender(hang_seconds=0.02)
+    batch.drain(sender=sender)
+    assert len(sender.calls) == 300
+    assert batch.INITIAL_WINDOW < sender.peak["slow.example.com"] <= 40

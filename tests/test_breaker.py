@@ -204,13 +204,16 @@ def test_resuming_clears_the_reason_and_the_streak(seam):
 # --- work ordering ---------------------------------------------------------------------------
 
 
-def test_sweeper_enqueues_the_longest_waiting_deliveries_first(broker_calls):
+@pytest.mark.parametrize("concurrent", [False, True])
+def test_sweeper_enqueues_the_longest_waiting_deliveries_first(broker_calls, settings, concurrent):
+    settings.POSTBACK_CONCURRENT_DISPATCH = concurrent
     newer, older = deliveries(UP, 2)
     now = timezone.now()
     Delivery.objects.filter(pk=newer.pk).update(next_attempt_at=now - timedelta(minutes=1))
     Delivery.objects.filter(pk=older.pk).update(next_attempt_at=now - timedelta(minutes=9))
     dispatch.sweep()
-    assert broker_calls == [older.pk, newer.pk]
+    # One task per delivery, or one per batch (its drain claims the oldest due first).
+    assert broker_calls == ([older.pk] if concurrent else [older.pk, newer.pk])
 
 
 def test_deliveries_of_an_open_endpoint_leave_the_sweep_until_it_half_opens(seam, broker_calls):
@@ -230,3 +233,14 @@ def test_check_warns_when_a_claim_can_expire_during_a_request(settings):
     settings.POSTBACK_CLAIM_SECONDS, settings.POSTBACK_TOTAL_TIMEOUT = 10, 15
     (warning,) = claim_outlasts_the_request(None)
     assert warning.id == "postbacks.W001"
+
+
+def test_check_warns_when_a_drain_can_outlive_its_task(settings):
+    from postbacks.checks import drain_ends_before_the_task_timeout
+
+    assert drain_ends_before_the_task_timeout(None) == []
+    settings.POSTBACK_DRAIN_SECONDS = 50
+    (warning,) = drain_ends_before_the_task_timeout(None)
+    assert warning.id == "postbacks.W002"
+    settings.POSTBACK_CONCURRENT_DISPATCH = False
+    assert drain_ends_before_the_task_timeout(None) == []

@@ -247,13 +247,12 @@ POSTBACK_MASK_SECRETS = env.bool("POSTBACK_MASK_SECRETS", default=True)
 # Finished deliveries (and their attempts) older than this many days are deleted by the daily
 # prune_postback_log; 0 keeps them forever.
 POSTBACK_LOG_RETENTION_DAYS = env.int("POSTBACK_LOG_RETENTION_DAYS", default=90)
-# Concurrent dispatch (postbacks/batch.py): a task claims due deliveries in batches and keeps
-# up to POSTBACK_CONCURRENCY requests in flight per worker process, at most
+# Concurrent dispatch (postbacks/batch.py, the default): a task claims due deliveries in
+# batches and keeps up to POSTBACK_CONCURRENCY requests in flight per worker process, at most
 # POSTBACK_PER_HOST_CONCURRENCY per postback and per host. It stops after POSTBACK_DRAIN_SECONDS
-# (keep that + connect + read timeout below Q_CLUSTER's timeout). Off: one request per task.
-# Off by default: the batch path does not yet consult the per-endpoint circuit breaker, follow
-# redirects or apply POSTBACK_TOTAL_TIMEOUT (see README, "Performance and scale-out").
-POSTBACK_CONCURRENT_DISPATCH = env.bool("POSTBACK_CONCURRENT_DISPATCH", default=False)
+# (keep that + POSTBACK_TOTAL_TIMEOUT below Q_CLUSTER's timeout). Off: one request per task
+# (postbacks/delivery.py); both keep the same guarantees.
+POSTBACK_CONCURRENT_DISPATCH = env.bool("POSTBACK_CONCURRENT_DISPATCH", default=True)
 POSTBACK_CONCURRENCY = env.int("POSTBACK_CONCURRENCY", default=1000)
 POSTBACK_PER_HOST_CONCURRENCY = env.int("POSTBACK_PER_HOST_CONCURRENCY", default=200)
 POSTBACK_BATCH_SIZE = env.int("POSTBACK_BATCH_SIZE", default=250)

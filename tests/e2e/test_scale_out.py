@@ -17,13 +17,14 @@ from tests.factories import ClickFactory, PostbackFactory, conversion_type
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 EVENTS = 2000
-CHUNK = 100  # 20 bulk calls of 100; one task per delivery for the two clusters to share
+CHUNK = 100  # 20 bulk calls of 100, so work keeps arriving while both clusters send
 
 
-@pytest.fixture
-def two_nodes(transactional_db, tmp_path):
-    # The default dispatch path (one task per delivery); concurrent dispatch is opt-in and not
-    # yet exactly-once across nodes (see README, "Performance and scale-out").
+@pytest.fixture(params=["concurrent", "one-per-task"])
+def two_nodes(request, transactional_db, tmp_path, settings):
+    """Both dispatch paths: batches sent concurrently (the default), one delivery per task."""
+    concurrent = request.param == "concurrent"
+    settings.POSTBACK_CONCURRENT_DISPATCH = concurrent  # how this process enqueues
     if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
         pytest.skip("scale-out runs on PostgreSQL + Redis (set DATABASE_URL and REDIS_URL)")
     from django_q.brokers import get_broker
@@ -31,7 +32,10 @@ def two_nodes(transactional_db, tmp_path):
     get_broker().purge_queue()
     # The same Q_CLUSTER name on both: that is what makes django-q2 clusters share one queue.
     nodes = [
-        start_qcluster(tmp_path / f"{name}.log", {"NODE_NAME": name})
+        start_qcluster(
+            tmp_path / f"{name}.log",
+            {"NODE_NAME": name, "POSTBACK_CONCURRENT_DISPATCH": str(concurrent)},
+        )
         for name in ("node-a", "node-b")
     ]
     yield nodes
