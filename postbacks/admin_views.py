@@ -14,6 +14,7 @@ from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
@@ -368,7 +369,9 @@ def _decimal(text: str):
 def dashboard_view(request, model_admin):
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
-    hours = dashboard.hourly()
+    now = timezone.now()
+    snapshot = dashboard.take_snapshot(now)
+    hours = dashboard.hourly(now, snapshot=snapshot)
     peak = max((bar.total for bar in hours), default=0) or 1
     chart = [
         {
@@ -391,8 +394,8 @@ def dashboard_view(request, model_admin):
         request,
         model_admin,
         "Delivery dashboard",
-        by_affiliate=dashboard.group_stats("affiliate"),
-        by_postback=dashboard.group_stats("postback"),
+        by_affiliate=dashboard.group_stats("affiliate", now, snapshot),
+        by_postback=dashboard.group_stats("postback", now, snapshot),
         windows=list(dashboard.WINDOWS),
         chart=chart,
         peak=peak,

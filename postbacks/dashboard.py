@@ -1,24 +1,23 @@
-"""Delivery dashboard queries: counts, success rate and latency per affiliate and per postback,
+"""Delivery dashboard: counts, success rate and latency per affiliate and per postback,
 deliveries per hour by state, and the endpoints failing now. Test sends are left out.
 
-Every number is computed by the database with one aggregate query per table section; Python
-only arranges the (bounded) grouped rows. Latency is the response time of each delivery's
-latest attempt (`last_duration_ms`). Percentiles are nearest-rank (p50 = the ⌈n/2⌉-th smallest,
-p95 = the ⌈0.95·n⌉-th), found with ROW_NUMBER() and COUNT() windows partitioned by group and
-keeping only the two ranked rows per group: SQLite has no percentile function, and windows work
-the same on SQLite and PostgreSQL. The database sorts each group's durations once; nothing is
-read into Python row by row.
+The numbers come from one snapshot (postbacks/stats.py): finished deliveries from the hourly
+roll-up plus a live count since, open ones counted live, all grouped by postback and hour in the
+database. Python only adds up those grouped rows (postbacks × hours, never deliveries), so the
+page costs the same with a thousand deliveries or millions. Windows are whole hours: the last
+24, the last 7 × 24, the current hour included. Latency is each delivery's latest attempt;
+percentiles are nearest-rank over ten-per-cent buckets (within 5 %).
 """
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from django.db.models import Count, F, OuterRef, Q, Subquery
-from django.db.models.expressions import Window
-from django.db.models.functions import RowNumber, TruncHour
+from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 
+from . import stats
 from .models import Delivery, DeliveryState, Postback
 
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
@@ -30,11 +29,7 @@ CHART_STATES = (
     DeliveryState.PENDING,
 )
 FAILING_LIMIT = 50
-
-GROUPS = {
-    "affiliate": ("postback__affiliate_id", ["postback__affiliate__name"]),
-    "postback": ("postback_id", ["postback__name", "postback__affiliate__name"]),
-}
+CHART_HOURS = 24
 
 
 @dataclass
@@ -44,6 +39,10 @@ class WindowStats:
     pending: int = 0
     p50_ms: int | None = None
     p95_ms: int | None = None
+
+    @property
+    def total(self) -> int:
+        return self.delivered + self.failed + self.pending
 
     @property
     def success_rate(self) -> float | None:
@@ -63,72 +62,59 @@ def real_deliveries():
     return Delivery.objects.filter(is_test=False)
 
 
-def group_stats(group: str, now: datetime | None = None) -> list[GroupStats]:
-    """Per affiliate or per postback ("affiliate" / "postback"), busiest first (7 days)."""
+def window_starts(now: datetime) -> dict[str, datetime]:
+    """Each window as whole hours, the current one included (24 hours, 7 × 24 hours)."""
+    current = stats.hour_of(now)
+    return {name: current - span + timedelta(hours=1) for name, span in WINDOWS.items()}
+
+
+def chart_start(now: datetime, hours: int = CHART_HOURS) -> datetime:
+    return stats.hour_of(now) - timedelta(hours=hours - 1)
+
+
+def take_snapshot(now: datetime | None = None) -> stats.Snapshot:
     now = now or timezone.now()
-    key, label_fields = GROUPS[group]
-    since = {name: now - span for name, span in WINDOWS.items()}
-    counts = {}
-    for name, start in since.items():
-        in_window = Q(created__gte=start)
-        counts[f"delivered_{name}"] = Count("pk", filter=in_window & Q(state=DeliveryState.SUCCESS))
-        counts[f"failed_{name}"] = Count("pk", filter=in_window & Q(state=DeliveryState.FAILED))
-        counts[f"pending_{name}"] = Count("pk", filter=in_window & Q(state__in=OPEN))
-    rows = (
-        real_deliveries()
-        .filter(created__gte=since["7d"])
-        .values(key, *label_fields)
-        .annotate(total=Count("pk"), **counts)
-        .order_by("-total", key)
-    )
-    result = {
-        row[key]: GroupStats(
-            key=row[key],
-            labels=[row[f] for f in label_fields],
-            windows={
-                name: WindowStats(
-                    row[f"delivered_{name}"], row[f"failed_{name}"], row[f"pending_{name}"]
-                )
-                for name in WINDOWS
-            },
-        )
-        for row in rows
+    return stats.snapshot(window_starts(now), chart_start(now))
+
+
+def group_stats(
+    group: str, now: datetime | None = None, snapshot: stats.Snapshot | None = None
+) -> list[GroupStats]:
+    """Per affiliate or per postback ("affiliate" / "postback"), busiest first (7 days)."""
+    snap = snapshot or take_snapshot(now)
+    postback_ids = {pk for pk, _ in snap.finished} | {pk for pk, _ in snap.open}
+    postbacks = {
+        p.pk: p for p in Postback.objects.filter(pk__in=postback_ids).select_related("affiliate")
     }
-    for name, start in since.items():
-        for group_key, (p50, p95) in latency_percentiles(
-            real_deliveries().filter(created__gte=start), key
-        ).items():
-            if group_key in result:
-                result[group_key].windows[name].p50_ms = p50
-                result[group_key].windows[name].p95_ms = p95
-    return list(result.values())
-
-
-def latency_percentiles(queryset, key: str) -> dict:
-    """{group key: (p50, p95)} of last_duration_ms, nearest rank, computed by the database."""
-    partition = [F(key)]
-    ranked = (
-        queryset.filter(last_duration_ms__isnull=False)
-        .annotate(
-            n=Window(Count("pk"), partition_by=partition),
-            rank=Window(
-                RowNumber(),
-                partition_by=partition,
-                order_by=[F("last_duration_ms").asc(), F("pk").asc()],
-            ),
-        )
-        .filter(Q(rank=(F("n") + 1) / 2) | Q(rank=(F("n") * 95 + 99) / 100))
-        .values_list(key, "rank", "n", "last_duration_ms")
-    )
-    found: dict = {}
-    for group_key, rank, n, duration in ranked:  # at most two rows per group
-        p50, p95 = found.get(group_key, (None, None))
-        if rank == (n + 1) // 2:
-            p50 = duration
-        if rank == (n * 95 + 99) // 100:
-            p95 = duration
-        found[group_key] = (p50, p95)
-    return found
+    if group == "affiliate":
+        key_of = {pk: p.affiliate_id for pk, p in postbacks.items()}
+        labels_of = {p.affiliate_id: [p.affiliate.name] for p in postbacks.values()}
+    else:
+        key_of = {pk: pk for pk in postbacks}
+        labels_of = {pk: [p.name, p.affiliate.name] for pk, p in postbacks.items()}
+    finished: dict = {}  # (group key, window) → stats.Finished
+    pending: Counter = Counter()
+    for (postback_id, name), done in snap.finished.items():  # postbacks × windows
+        if postback_id in key_of:
+            finished.setdefault((key_of[postback_id], name), stats.Finished()).merge(done)
+    for (postback_id, name), n in snap.open.items():
+        if postback_id in key_of:
+            pending[key_of[postback_id], name] += n
+    result = []
+    for key, labels in labels_of.items():
+        windows = {}
+        for name in WINDOWS:
+            done = finished.get((key, name), stats.Finished())
+            windows[name] = WindowStats(
+                done.delivered,
+                done.failed,
+                pending[key, name],
+                done.percentile(0.5),
+                done.percentile(0.95),
+            )
+        if windows["7d"].total:
+            result.append(GroupStats(key=key, labels=labels, windows=windows))
+    return sorted(result, key=lambda g: (-g.windows["7d"].total, g.key))
 
 
 @dataclass
@@ -141,26 +127,17 @@ class HourBar:
         return sum(self.counts.values())
 
 
-def hourly(now: datetime | None = None, hours: int = 24) -> list[HourBar]:
-    """Deliveries triggered per hour by current state, oldest hour first, empty hours included."""
+def hourly(now: datetime | None = None, snapshot: stats.Snapshot | None = None) -> list[HourBar]:
+    """Per hour of the last 24, oldest first, empty hours included: deliveries delivered and
+    failed in that hour, and those triggered in that hour still pending or waiting to retry."""
     now = now or timezone.now()
-    first = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
-    rows = (
-        real_deliveries()
-        .filter(created__gte=first)
-        .annotate(hour=TruncHour("created"))
-        .values("hour", "state")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    bars = [
-        HourBar(first + timedelta(hours=i), dict.fromkeys(CHART_STATES, 0)) for i in range(hours)
-    ]
-    by_hour = {bar.hour: bar for bar in bars}
-    for row in rows:  # at most hours × states rows
-        bar = by_hour.get(row["hour"])
-        if bar is not None:
-            bar.counts[row["state"]] = row["n"]
+    snap = snapshot or take_snapshot(now)
+    first = chart_start(now)
+    bars = []
+    for i in range(CHART_HOURS):
+        hour = first + timedelta(hours=i)
+        counts = snap.hours.get(hour, {})
+        bars.append(HourBar(hour, {state: counts.get(state, 0) for state in CHART_STATES}))
     return bars
 
 

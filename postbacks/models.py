@@ -177,6 +177,7 @@ class Delivery(models.Model):
             models.Index(fields=["state", "next_attempt_at"]),
             models.Index(fields=["postback", "-created"]),
             models.Index(fields=["conversion", "-created"]),
+            models.Index(fields=["finished_at"]),  # the dashboard's roll-up (postbacks/stats.py)
         ]
         permissions = [("retry_delivery", "Can retry a delivery")]
 
@@ -186,6 +187,34 @@ class Delivery(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state in (DeliveryState.SUCCESS, DeliveryState.FAILED)
+
+
+class DeliveryStat(models.Model):
+    """Finished deliveries of one postback in one hour (by finished_at) whose last attempt took
+    a duration in one latency bucket, for the dashboard. Written by postbacks/stats.py for hours
+    that are over; test sends are left out. Bucket b holds durations in [1.1^b, 1.1^(b+1)) ms;
+    no bucket: no duration recorded."""
+
+    hour = models.DateTimeField()
+    postback = models.ForeignKey(Postback, on_delete=models.CASCADE, related_name="+")
+    bucket = models.SmallIntegerField(null=True, blank=True)
+    delivered = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["hour"])]
+
+    def __str__(self) -> str:
+        return f"{self.postback_id} at {self.hour:%Y-%m-%d %H}:00, bucket {self.bucket}"
+
+
+class StatsProgress(models.Model):
+    """The single row saying up to which hour DeliveryStat is complete."""
+
+    rolled_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Rolled up until {self.rolled_until}"
 
 
 def current_worker() -> str:

@@ -1,6 +1,6 @@
 """django-q2 entry points; each is a thin wrapper over the function that does the work."""
 
-from . import batch, delivery, dispatch, retention
+from . import batch, delivery, dispatch, retention, stats
 
 
 def deliver(delivery_id: int) -> None:
@@ -23,3 +23,8 @@ def prune_log() -> str:
         return "retention off (POSTBACK_LOG_RETENTION_DAYS=0)"
     result = retention.prune(older_than)
     return f"pruned {result.deliveries} deliveries, {result.attempts} attempts"
+
+
+def roll_up_stats() -> str:
+    """The dashboard roll-up (schedule made by migration 0010); a summary for django-q2."""
+    return f"rolled up {stats.roll_up()} hours"

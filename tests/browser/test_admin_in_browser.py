@@ -37,6 +37,7 @@ def traffic():
     """Some real deliveries, so the dashboard has numbers and a failing endpoint."""
     failing = PostbackFactory(name="Old tracker", url="https://old.example.net/pb?c={affS1}")
     for state, ms in [(DeliveryState.SUCCESS, 120), (DeliveryState.FAILED, 3000)]:
+        when = timezone.now() - timedelta(minutes=90 if state == "success" else 30)
         Delivery.objects.create(
             postback=failing,
             conversion=ConversionFactory(affiliate=failing.affiliate),
@@ -44,7 +45,8 @@ def traffic():
             state=state,
             attempts=1,
             last_duration_ms=ms,
-            created=timezone.now() - timedelta(minutes=90 if state == "success" else 30),
+            created=when,
+            finished_at=when,
         )
 
 
