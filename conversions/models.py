@@ -32,6 +32,10 @@ class Click(models.Model):
     referrer = models.CharField(max_length=2000, blank=True)
     created = models.DateTimeField(auto_now_add=True, db_index=True)
 
+    class Meta:
+        # Support looks a postback up by the affiliate's own click ID (the log's search).
+        indexes = [models.Index(fields=["aff_s1"])]
+
     def __str__(self) -> str:
         return self.cid
 
@@ -100,6 +104,7 @@ class Conversion(models.Model):
         indexes = [
             models.Index(fields=["affiliate", "-created"]),
             models.Index(fields=["status", "-created"]),
+            models.Index(fields=["transaction_id"]),  # the log's search, across offers
         ]
 
     def __str__(self) -> str:

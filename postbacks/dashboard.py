@@ -20,7 +20,7 @@ from django.utils import timezone
 from . import stats
 from .models import Delivery, DeliveryState, Postback
 
-WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
+WINDOWS = stats.WINDOWS
 OPEN = (DeliveryState.PENDING, DeliveryState.RETRYING)
 CHART_STATES = (
     DeliveryState.SUCCESS,
@@ -148,14 +148,6 @@ def failing_endpoints(limit: int = FAILING_LIMIT) -> list[Postback]:
         .filter(postback=OuterRef("pk"), attempts__gt=0)
         .order_by("-created", "-pk")
     )
-    open_retries = (
-        real_deliveries()
-        .filter(postback=OuterRef("pk"), state=DeliveryState.RETRYING)
-        .order_by()
-        .values("postback")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
     failing = list(
         Postback.objects.filter(active=True)
         .select_related("affiliate")
@@ -164,11 +156,18 @@ def failing_endpoints(limit: int = FAILING_LIMIT) -> list[Postback]:
             last_at=Subquery(latest.values("created")[:1]),
             last_code=Subquery(latest.values("last_status_code")[:1]),
             last_error=Subquery(latest.values("last_error")[:1]),
-            retrying=Subquery(open_retries),
         )
         .filter(last_state__in=[DeliveryState.FAILED, DeliveryState.RETRYING])
         .order_by("-last_at")[:limit]
     )
+    retrying = dict(
+        real_deliveries()
+        .filter(postback__in=[p.pk for p in failing], state=DeliveryState.RETRYING)
+        .values_list("postback_id")
+        .annotate(n=Count("*"))
+        .order_by()
+    )
     for postback in failing:
         postback.host = urlsplit(postback.url).hostname or postback.url
+        postback.retrying = retrying.get(postback.pk)
     return failing

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q, Sum, Value
 from django.db.models.functions import Floor, Greatest, Ln, TruncHour
 
-from .models import Delivery, DeliveryStat, DeliveryState, StatsProgress
+from .models import Delivery, DeliveryStat, DeliveryState, DeliveryWindowStat, StatsProgress
 
 # An hour is rolled up this long after it ended: attempts finishing at its last moment are
 # written by then.
@@ -30,6 +30,8 @@ LAG = timedelta(minutes=5)
 HISTORY = timedelta(days=8)
 BUCKET_BASE = 1.1
 LOG_BASE = math.log(BUCKET_BASE)
+# The dashboard's windows: whole hours ending with the current one.
+WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
 FINISHED = (DeliveryState.SUCCESS, DeliveryState.FAILED)
 OPEN = (DeliveryState.PENDING, DeliveryState.RETRYING)
 
@@ -80,22 +82,28 @@ class Finished:
 
 
 def _finished_rows(start: datetime, end: datetime | None = None):
-    """(postback, hour, bucket, delivered, failed) of deliveries finished in [start, end)."""
-    rows = Delivery.objects.filter(is_test=False, state__in=FINISHED, finished_at__gte=start)
+    """(postback, hour, bucket, delivered, failed) of real deliveries finished in [start, end).
+
+    finished_at is set only while a delivery is finished (a retry from the admin clears it), so
+    its range is the whole WHERE clause: a condition on is_test or state could lead SQLite to
+    scan another index. Test sends are grouped apart and dropped here instead.
+    """
+    rows = Delivery.objects.filter(finished_at__gte=start)
     if end is not None:
         rows = rows.filter(finished_at__lt=end)
-    return (
+    grouped = (
         rows.annotate(
             bucket=Floor(Ln(Greatest(F("last_duration_ms"), Value(1))) / Value(LOG_BASE)),
             hour=TruncHour("finished_at"),
         )
-        .values_list("postback_id", "hour", "bucket")
+        .values_list("is_test", "postback_id", "hour", "bucket")
         .annotate(
             delivered=Count("pk", filter=Q(state=DeliveryState.SUCCESS)),
             failed=Count("pk", filter=Q(state=DeliveryState.FAILED)),
         )
         .order_by()
     )
+    return [row[1:] for row in grouped if not row[0]]
 
 
 def roll_up(now: datetime | None = None, *, max_hours: int = 24 * 9) -> int:
@@ -125,9 +133,33 @@ def roll_up(now: datetime | None = None, *, max_hours: int = 24 * 9) -> int:
                 batch_size=2000,
             )
             progress.rolled_until = end
-            progress.save(update_fields=["rolled_until"])
+        if progress.rolled_until and progress.summary_until != progress.rolled_until:
+            _summarise(progress.rolled_until)
+            progress.summary_until = progress.rolled_until
+        progress.save(update_fields=["rolled_until", "summary_until"])
     DeliveryStat.objects.filter(hour__lt=hour_of(now - HISTORY)).delete()
     return hours
+
+
+def _summarise(until: datetime) -> None:
+    """Rewrite DeliveryWindowStat: each window's hours ending at `until`, summed."""
+    DeliveryWindowStat.objects.all().delete()
+    for name, span in WINDOWS.items():
+        rows = (
+            DeliveryStat.objects.filter(hour__gte=until - span + timedelta(hours=1), hour__lt=until)
+            .values_list("postback_id", "bucket")
+            .annotate(Sum("delivered"), Sum("failed"))
+            .order_by()
+        )
+        DeliveryWindowStat.objects.bulk_create(
+            (
+                DeliveryWindowStat(
+                    window=name, postback_id=pk, bucket=bucket, delivered=d, failed=f
+                )
+                for pk, bucket, d, f in rows
+            ),
+            batch_size=2000,
+        )
 
 
 @dataclass
@@ -140,30 +172,44 @@ class Snapshot:
 
 
 def snapshot(windows: dict[str, datetime], chart_from: datetime) -> Snapshot:
-    """Five grouped queries, whatever the number of deliveries: progress, roll-up by window,
-    roll-up by hour, live rows since the roll-up, open deliveries (two ways)."""
+    """A handful of grouped queries, whatever the number of deliveries.
+
+    Each window is [start, now): the hours before the roll-up's end come from the window sums
+    (less any hours at their start that the window has moved past since, when the roll-up is a
+    little behind) or, failing those, from the hourly rows; later ones are counted live.
+    """
     snap = Snapshot()
+    progress = StatsProgress.objects.filter(pk=1).first()
+    rolled = progress.rolled_until if progress else None
+    summary = progress is not None and rolled is not None and progress.summary_until == rolled
     earliest = min([*windows.values(), chart_from])
-    rolled = StatsProgress.objects.filter(pk=1).values_list("rolled_until", flat=True).first()
-    live_from = earliest
-    if rolled is not None and rolled > earliest:
-        sums = {}
-        for name, start in windows.items():
-            in_window = Q(hour__gte=start)
-            sums[f"d_{name}"] = Sum("delivered", filter=in_window)
-            sums[f"f_{name}"] = Sum("failed", filter=in_window)
-        stored = (
-            DeliveryStat.objects.filter(hour__gte=earliest, hour__lt=rolled)
-            .values("postback_id", "bucket")
-            .annotate(**sums)
-            .order_by()
-        )
-        for row in stored:  # postbacks × buckets
-            for name in windows:
-                delivered, failed = row[f"d_{name}"] or 0, row[f"f_{name}"] or 0
-                if delivered or failed:
-                    key = (row["postback_id"], name)
-                    snap.finished.setdefault(key, Finished()).add(delivered, failed, row["bucket"])
+    live_from = earliest if rolled is None else max(rolled, earliest)
+
+    def add(name, rows, sign=1):
+        for postback_id, bucket, delivered, failed in rows:
+            if delivered or failed:
+                stats = snap.finished.setdefault((postback_id, name), Finished())
+                stats.add(sign * delivered, sign * failed, bucket)
+
+    hourly_sums = DeliveryStat.objects.values_list("postback_id", "bucket").annotate(
+        Sum("delivered"), Sum("failed")
+    )
+    for name, start in windows.items():
+        if rolled is None or rolled <= start:
+            continue  # nothing rolled up inside this window: all of it is live
+        summed_from = rolled - WINDOWS.get(name, timedelta(0)) + timedelta(hours=1)
+        if summary and name in WINDOWS and summed_from <= start:
+            add(
+                name,
+                DeliveryWindowStat.objects.filter(window=name).values_list(
+                    "postback_id", "bucket", "delivered", "failed"
+                ),
+            )
+            if summed_from < start:  # the window moved on since: take those hours back out
+                add(name, hourly_sums.filter(hour__gte=summed_from, hour__lt=start).order_by(), -1)
+        else:
+            add(name, hourly_sums.filter(hour__gte=start, hour__lt=rolled).order_by())
+    if rolled is not None and rolled > chart_from:
         by_hour = (
             DeliveryStat.objects.filter(hour__gte=chart_from, hour__lt=rolled)
             .values_list("hour")
@@ -174,7 +220,6 @@ def snapshot(windows: dict[str, datetime], chart_from: datetime) -> Snapshot:
             snap.hours[hour] = Counter(
                 {DeliveryState.SUCCESS: delivered, DeliveryState.FAILED: failed}
             )
-        live_from = rolled
     for postback_id, hour, bucket, delivered, failed in _finished_rows(live_from):
         for name, start in windows.items():
             if hour >= start:
@@ -185,9 +230,11 @@ def snapshot(windows: dict[str, datetime], chart_from: datetime) -> Snapshot:
             counts = snap.hours.setdefault(hour, Counter())
             counts[DeliveryState.SUCCESS] += delivered
             counts[DeliveryState.FAILED] += failed
+    # COUNT(*) over columns of the (state, created, postback, is_test) index: index-only.
     open_now = Delivery.objects.filter(state__in=OPEN, is_test=False, created__gte=earliest)
     per_window = {
-        f"o_{name}": Count("pk", filter=Q(created__gte=start)) for name, start in windows.items()
+        f"o_{name}": Count("created", filter=Q(created__gte=start))
+        for name, start in windows.items()
     }
     for row in open_now.values("postback_id").annotate(**per_window).order_by():
         for name in windows:
@@ -196,9 +243,9 @@ def snapshot(windows: dict[str, datetime], chart_from: datetime) -> Snapshot:
         open_now.filter(created__gte=chart_from)
         .annotate(hour=TruncHour("created"))
         .values_list("hour", "state")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("*"))
         .order_by()
     )
-    for hour, state, n in chart_rows:
+    for hour, state, n in chart_rows:  # hours × 2 at most
         snap.hours.setdefault(hour, Counter())[state] += n
     return snap

@@ -294,6 +294,41 @@ def test_log_is_titled_for_support_and_searches_by_click_id(superuser_client):
 
 
 @pytest.mark.parametrize(
+    "term",
+    [
+        lambda d: d.conversion.click.cid,
+        lambda d: d.conversion.click.aff_s1,
+        lambda d: d.conversion.transaction_id,
+        lambda d: str(d.conversion_id),
+        lambda d: str(d.uid),
+        lambda d: f"  {d.conversion.transaction_id} ",
+        lambda d: "url:AFF-CLICK-77",
+    ],
+    ids=["cid", "affS1", "transaction", "conversion", "delivery", "spaces", "url"],
+)
+def test_log_search_finds_a_delivery_by_any_of_its_ids(superuser_client, term):
+    click = ClickFactory(aff_s1="AFF-CLICK-77")
+    wanted = make_delivery(
+        PostbackFactory(affiliate=click.affiliate), ConversionFactory(click=click)
+    )
+    DeliveryAttempt.objects.create(
+        delivery=wanted, number=1, url="https://t.example.com/pb?c=AFF-CLICK-77"
+    )
+    make_delivery()
+    page = superuser_client.get(admin_url(Delivery, "changelist"), {"q": term(wanted)})
+    assert list(page.context["cl"].result_list) == [wanted]
+
+
+def test_log_search_is_exact_so_a_fragment_finds_nothing(superuser_client):
+    delivery = make_delivery()
+    page = superuser_client.get(
+        admin_url(Delivery, "changelist"), {"q": delivery.conversion.transaction_id[:-1]}
+    )
+    assert list(page.context["cl"].result_list) == []
+    assert "Start with url:" in page.text
+
+
+@pytest.mark.parametrize(
     "status_class, expected", [("5xx", [503]), ("2xx", [200]), ("none", [None])]
 )
 def test_log_filters_by_http_status_class(superuser_client, status_class, expected):
