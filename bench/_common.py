@@ -36,6 +36,7 @@ def configure(name: str) -> dict:
         "Q_CLUSTER_NAME": f"bench-{name}",
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "DEBUG": "false",
+        "SECURE_SSL_REDIRECT": "false",  # plain HTTP to gunicorn on loopback, no TLS proxy
         "API_THROTTLE_USER": "100000000/min",
         "PYTHONUNBUFFERED": "1",
     }

@@ -160,7 +160,13 @@ class _Drain:
             return []
         busy = [pk for pk, n in self.load.items() if n >= self.allowed(pk)]
         self.held_back = bool(busy)  # those postbacks may have more due: look again
-        claimed = claim_batch(min(room, settings.POSTBACK_BATCH_SIZE), skip_postbacks=busy)
+        limit = min(room, settings.POSTBACK_BATCH_SIZE)
+        active = {pk: n for pk, n in self.load.items() if n}
+        if active:  # claim what the postbacks in flight have room for, and a little for others,
+            # not a whole batch to give most of it back (a write per row, every tick)
+            headroom = sum(max(self.allowed(pk) - n, 0) for pk, n in active.items())
+            limit = min(limit, headroom + INITIAL_WINDOW)
+        claimed = claim_batch(limit, skip_postbacks=busy)
         claimed = breaker.defer_open_endpoints(self._within_share(claimed))
         allow_revenue = TrackingSettings.load().allow_revenue_parameters if claimed else None
         for delivery in claimed:
