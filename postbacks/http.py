@@ -170,23 +170,38 @@ def send(method: str, url: str, *, headers: dict, body: str = "") -> HttpResult:
 
 def _follow_redirects(result, method, url, headers, body, deadline) -> HttpResult:
     hops = []
-    while result.status in REDIRECT_STATUSES and redirect_location(result):
-        if len(hops) >= settings.POSTBACK_MAX_REDIRECTS:
-            result.error = (
-                f"HTTP {result.status}: stopped after {len(hops)} redirects "
-                f"(POSTBACK_MAX_REDIRECTS); a postback succeeds on 2xx only."
-            )
-            break
-        url = urljoin(url, redirect_location(result))
-        hops.append(url)
-        if result.status in (301, 302, 303) and method != "GET":
-            # What browsers and requests do: the next hop is a GET without the body.
-            method, body = "GET", ""
-            headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-        result = _send(method, url, headers, body, deadline)
-        if result.permanent:
-            result.error = f"Redirect to {url} refused. {result.error}"
+    while (hop := next_hop(result, hops, method, url, headers, body)) is not None:
+        method, url, headers, body = hop
+        result = refused_hop(_send(method, url, headers, body, deadline), url)
     result.redirects = hops
+    return result
+
+
+def next_hop(result: HttpResult, hops: list, method, url, headers, body) -> tuple | None:
+    """The request a redirect answer leads to, by the rules both senders follow: (method, url,
+    headers, body), its URL added to `hops`; None when there is nothing to follow, with the
+    error set when POSTBACK_MAX_REDIRECTS stopped it."""
+    location = redirect_location(result)
+    if result.status not in REDIRECT_STATUSES or not location:
+        return None
+    if len(hops) >= settings.POSTBACK_MAX_REDIRECTS:
+        result.error = (
+            f"HTTP {result.status}: stopped after {len(hops)} redirects "
+            f"(POSTBACK_MAX_REDIRECTS); a postback succeeds on 2xx only."
+        )
+        return None
+    url = urljoin(url, location)
+    hops.append(url)
+    if result.status in (301, 302, 303) and method != "GET":
+        # What browsers and requests do: the next hop is a GET without the body.
+        method, body = "GET", ""
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    return method, url, headers, body
+
+
+def refused_hop(result: HttpResult, url: str) -> HttpResult:
+    if result.permanent:
+        result.error = f"Redirect to {url} refused. {result.error}"
     return result
 
 

@@ -20,7 +20,7 @@ import os
 import socket
 import threading
 import time
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -28,7 +28,7 @@ from django.conf import settings
 from yarl import URL
 
 from . import netguard
-from .http import REDIRECT_STATUSES, HttpResult, redirect_location
+from .http import HttpResult, next_hop, refused_hop
 
 # How long a host's checked address is reused before it is resolved and checked again.
 CHECK_TTL = 10.0
@@ -152,21 +152,9 @@ class ConcurrentSender:
     async def _follow_redirects(self, result, method, url, headers, body) -> HttpResult:
         """http.py's rules: up to POSTBACK_MAX_REDIRECTS hops, each checked by the guard."""
         hops = []
-        while result.status in REDIRECT_STATUSES and redirect_location(result):
-            if len(hops) >= settings.POSTBACK_MAX_REDIRECTS:
-                result.error = (
-                    f"HTTP {result.status}: stopped after {len(hops)} redirects "
-                    f"(POSTBACK_MAX_REDIRECTS); a postback succeeds on 2xx only."
-                )
-                break
-            url = urljoin(url, redirect_location(result))
-            hops.append(url)
-            if result.status in (301, 302, 303) and method != "GET":
-                method, body = "GET", ""
-                headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-            result = await self._send(method, url, headers, body)
-            if result.permanent:
-                result.error = f"Redirect to {url} refused. {result.error}"
+        while (hop := next_hop(result, hops, method, url, headers, body)) is not None:
+            method, url, headers, body = hop
+            result = refused_hop(await self._send(method, url, headers, body), url)
         result.redirects = hops
         return result
 

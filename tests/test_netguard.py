@@ -5,6 +5,7 @@ import ipaddress
 import pytest
 
 from postbacks import http, netguard
+from postbacks.http_async import ConcurrentSender
 from postbacks.sink import Sink
 
 BLOCKED = [
@@ -228,6 +229,17 @@ def test_total_time_limit_ends_an_answer_that_drips(settings):
 # --- redirects ------------------------------------------------------------------------------
 
 
+def send_concurrently(method, url, *, headers, body=""):
+    with ConcurrentSender() as sender:
+        return sender.submit(method, url, headers, body).result(timeout=30)
+
+
+@pytest.fixture(params=["requests", "aiohttp"])
+def send(request):
+    """Both senders follow redirects by the same rules (postbacks/http.py, http_async.py)."""
+    return http.send if request.param == "requests" else send_concurrently
+
+
 @pytest.fixture
 def follow_redirects(settings):
     settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
@@ -235,37 +247,39 @@ def follow_redirects(settings):
     settings.POSTBACK_MAX_REDIRECTS = 2
 
 
-def test_redirect_is_followed_when_the_operator_turns_it_on(follow_redirects):
+def test_redirect_is_followed_when_the_operator_turns_it_on(follow_redirects, send):
     with Sink() as first, Sink() as second:
         first.behaviour.redirect_to = second.url + "/final"
-        result = http.send("GET", first.url + "/pb", headers={"X-Postback-Id": "abc"})
+        result = send("GET", first.url + "/pb", headers={"X-Postback-Id": "abc"})
         assert result.ok and result.redirects == [second.url + "/final"]
         assert second.requests[0].path == "/final"
         assert second.requests[0].headers["X-Postback-Id"] == "abc"
         assert second.requests[0].headers["Host"] == f"127.0.0.1:{second.port}"
 
 
-def test_each_redirect_hop_is_checked_by_the_guard(follow_redirects):
+def test_each_redirect_hop_is_checked_by_the_guard(follow_redirects, send):
     with Sink() as sink:
         sink.behaviour.redirect_to = "http://169.254.169.254/latest/meta-data"
-        result = http.send("GET", sink.url + "/pb", headers={})
+        result = send("GET", sink.url + "/pb", headers={})
     assert result.permanent and result.status is None
     assert result.error.startswith("Redirect to http://169.254.169.254/latest/meta-data refused.")
 
 
-def test_redirects_stop_after_the_maximum_hops(follow_redirects):
+def test_redirects_stop_after_the_maximum_hops(follow_redirects, send):
     with Sink() as sink:
         sink.behaviour.redirect_to = "/again"
-        result = http.send("GET", sink.url + "/pb", headers={})
+        result = send("GET", sink.url + "/pb", headers={})
         assert len(sink.requests) == 3  # the request and two hops
     assert result.status == 302 and not result.ok and not result.permanent
     assert "stopped after 2 redirects" in result.error
 
 
 @pytest.mark.parametrize(("status", "method"), [(302, "GET"), (303, "GET"), (307, "POST")])
-def test_post_redirect_keeps_the_method_only_for_307_and_308(follow_redirects, status, method):
+def test_post_redirect_keeps_the_method_only_for_307_and_308(
+    follow_redirects, send, status, method
+):
     with Sink() as first, Sink() as second:
         first.behaviour.status, first.behaviour.redirect_to = status, second.url + "/final"
-        http.send("POST", first.url + "/pb", headers={}, body="a=1")
+        send("POST", first.url + "/pb", headers={}, body="a=1")
         assert second.requests[0].method == method
         assert second.requests[0].body == ("a=1" if method == "POST" else "")
