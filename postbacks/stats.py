@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Count, F, Q, Sum, Value
 from django.db.models.functions import Floor, Greatest, Ln, TruncHour
+from django.utils import timezone
 
 from .models import Delivery, DeliveryStat, DeliveryState, DeliveryWindowStat, StatsProgress
 
@@ -108,8 +109,6 @@ def _finished_rows(start: datetime, end: datetime | None = None):
 
 def roll_up(now: datetime | None = None, *, max_hours: int = 24 * 9) -> int:
     """Roll up every hour that is over and not rolled up yet; returns how many hours."""
-    from django.utils import timezone
-
     now = now or timezone.now()
     until = hour_of(now - LAG)
     with transaction.atomic():
