@@ -53,6 +53,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--bulk-calls", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     args = parser.parse_args()
     env = c.configure("ingest")
     load = os.getloadavg()
@@ -60,7 +61,7 @@ def main():
     click = c.demo_rows(1, sink.url)[0]
     sale = click.affiliate.postbacks.get().conversion_types.get().pk
     token = c.api_token()
-    web, base = c.start_gunicorn(env, workers=2)
+    web, base = c.start_gunicorn(env, workers=args.workers)
     run = f"{time.time():.0f}"
 
     def ours():
@@ -106,7 +107,7 @@ def main():
     c.write_results(
         "ingest",
         {
-            "gunicorn_workers": 2,
+            "gunicorn_workers": args.workers,
             "client_concurrency": args.concurrency,
             "seconds_per_round": args.seconds,
             "target": "single >= 1.0x the bare DRF create; bulk >= 3,000 conversions/s",

@@ -3,6 +3,7 @@
 import codecs
 from decimal import Decimal
 
+from django.db.models import prefetch_related_objects
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -68,7 +69,10 @@ class ConversionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         conversion, created = services.create_conversion(
             services.ConversionInput(**serializer.validated_data), source=StatusChangeSource.API
         )
-        return self._answer(conversion, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        if created:  # in hand with its click and type: only its history is read back
+            prefetch_related_objects([conversion], "status_changes")
+            return Response(self.get_serializer(conversion).data, status=status.HTTP_201_CREATED)
+        return self._answer(conversion, status.HTTP_200_OK)
 
     @extend_schema(
         summary="Record up to 1,000 conversions in one call",

@@ -62,15 +62,13 @@ def create_conversion(data: ConversionInput, *, source: str) -> tuple[Conversion
     """Create a conversion, or return the existing one with the same offer and transaction id.
 
     Returns (conversion, created). Safe to call twice, also concurrently: the unique constraint
-    on (offer, transaction_id) decides, and the loser gets the winner's row.
+    on (offer, transaction_id) decides, and the loser gets the winner's row. New conversions
+    are the common case, so the insert is tried first rather than looked up before.
     """
-    existing = _existing(data.offer, data.transaction_id)
-    if existing:
-        return existing, False
     try:
         with transaction.atomic():
             conversion = Conversion.objects.create(**vars(data))
-            announce(conversion, from_status="", source=source)
+            announce(conversion, from_status="", source=source, new=True)
     except IntegrityError:
         existing = _existing(data.offer, data.transaction_id)
         if existing is None:
@@ -164,13 +162,13 @@ def save_from_admin(conversion: Conversion, *, is_new: bool) -> None:
         )
         conversion.save()
         if is_new or previous != conversion.status:
-            announce(conversion, from_status=previous, source=StatusChangeSource.ADMIN)
+            announce(conversion, from_status=previous, source=StatusChangeSource.ADMIN, new=is_new)
 
 
-def announce(conversion: Conversion, *, from_status: str, source: str) -> None:
+def announce(conversion: Conversion, *, from_status: str, source: str, new: bool = False) -> None:
     """Record that `conversion` entered its current status and tell the listeners.
 
-    Must run inside the transaction that wrote the status.
+    Must run inside the transaction that wrote the status (`new`: that created the conversion).
     """
     ConversionStatusChange.objects.create(
         conversion=conversion,
@@ -179,7 +177,11 @@ def announce(conversion: Conversion, *, from_status: str, source: str) -> None:
         source=source,
     )
     conversion_event.send(
-        sender=Conversion, conversion=conversion, status=conversion.status, source=source
+        sender=Conversion,
+        conversion=conversion,
+        status=conversion.status,
+        source=source,
+        new=new,
     )
 
 

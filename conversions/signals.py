@@ -3,8 +3,9 @@
 from django.dispatch import Signal
 
 # Sent inside the transaction that creates a conversion in, or moves it to, a status.
-# Arguments: conversion, status, source. Receivers must only write rows in that transaction and
-# leave any outside work to transaction.on_commit.
+# Arguments: conversion, status, source, new (the conversion was created in this transaction).
+# Receivers must only write rows in that transaction and leave any outside work to
+# transaction.on_commit.
 conversion_event = Signal()
 
 # The same for many new conversions at once (bulk ingest), sent once inside their transaction.

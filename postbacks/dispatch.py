@@ -4,12 +4,14 @@ The queue only says "attempt delivery N now"; our Delivery rows are the record. 
 twice is harmless because a worker claims a delivery before sending (postbacks.delivery).
 """
 
+import functools
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 from .models import Delivery, DeliveryState
@@ -18,28 +20,45 @@ SWEEP_BATCH = 1000
 OPEN_STATES = (DeliveryState.PENDING, DeliveryState.RETRYING)
 
 
+@functools.cache
+def broker():
+    """One broker per process. django-q2 builds a new one per task otherwise: a new Redis
+    connection each time, and on the ORM broker a check that closes the database connection."""
+    return get_broker()
+
+
 def send_to_broker(delivery_id: int) -> None:
     """The one call that talks to django-q2 (tests replace it)."""
     func = "deliver_due" if settings.POSTBACK_CONCURRENT_DISPATCH else "deliver"
-    async_task(f"postbacks.tasks.{func}", delivery_id, task_name=f"delivery-{delivery_id}")
+    async_task(
+        f"postbacks.tasks.{func}",
+        delivery_id,
+        task_name=f"delivery-{delivery_id}",
+        broker=broker(),
+    )
 
 
-def enqueue(delivery_ids) -> None:
+def enqueue(delivery_ids, *, marked: bool = False) -> None:
+    """Queue the deliveries; `marked`: their enqueued_at is set already (new deliveries)."""
     ids = list(delivery_ids)
     if not ids:
         return
-    Delivery.objects.filter(pk__in=ids).update(enqueued_at=timezone.now())
-    if settings.POSTBACK_CONCURRENT_DISPATCH:  # one task drains a batch: one per batch is enough
-        ids = ids[:: settings.POSTBACK_BATCH_SIZE]
-    for delivery_id in ids:
-        send_to_broker(delivery_id)
+    # One transaction: with the ORM broker the task rows commit together with enqueued_at (one
+    # write on SQLite), and django-q2 does not close the connection as it does in autocommit.
+    with transaction.atomic():
+        if not marked:
+            Delivery.objects.filter(pk__in=ids).update(enqueued_at=timezone.now())
+        if settings.POSTBACK_CONCURRENT_DISPATCH:  # a task drains a batch: one per batch will do
+            ids = ids[:: settings.POSTBACK_BATCH_SIZE]
+        for delivery_id in ids:
+            send_to_broker(delivery_id)
 
 
-def enqueue_on_commit(delivery_ids) -> None:
+def enqueue_on_commit(delivery_ids, *, marked: bool = False) -> None:
     """Enqueue once the current transaction commits, so the worker reads committed rows."""
     ids = list(delivery_ids)
     if ids:
-        transaction.on_commit(lambda: enqueue(ids))
+        transaction.on_commit(lambda: enqueue(ids, marked=marked))
 
 
 def due_for_enqueue(now=None):

@@ -2,41 +2,56 @@
 
 from collections import defaultdict
 
-from django.db.models import Prefetch
+from django.db import connection
+from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.utils import timezone
 
 from affiliates.models import Offer
 from conversions.models import Conversion, ConversionType
 
-from .models import Delivery, DeliveryState, Postback
+from .models import Delivery, DeliveryState, Postback, Scope
 
 
 def matching_postbacks(conversion: Conversion, status: str) -> list[Postback]:
-    """Active postbacks of the conversion's affiliate whose scope, types and statuses fit."""
-    candidates = Postback.objects.filter(
-        affiliate_id=conversion.affiliate_id,
-        active=True,
-        conversion_types=conversion.conversion_type_id,
-    ).prefetch_related(Prefetch("offers", queryset=Offer.objects.only("id")))
-    return [
-        postback
-        for postback in candidates
-        if postback.fires_on_status(status) and postback.covers_offer(conversion.offer_id)
-    ]
+    """Active postbacks of the conversion's affiliate whose scope, types and statuses fit.
+
+    One query (it runs on every conversion event): the scope is decided in SQL, as
+    Postback.covers_offer decides it for rows in hand.
+    """
+    listed = Postback.offers.through.objects.filter(
+        postback=OuterRef("pk"), offer=conversion.offer_id
+    )
+    candidates = (
+        Postback.objects.filter(
+            affiliate_id=conversion.affiliate_id,
+            active=True,
+            conversion_types=conversion.conversion_type_id,
+        )
+        .annotate(lists_offer=Exists(listed))
+        .filter(Q(scope=Scope.GLOBAL, lists_offer=False) | Q(scope=Scope.OFFERS, lists_offer=True))
+        .order_by("pk")  # not Meta.ordering, which joins the affiliate
+    )
+    return [postback for postback in candidates if postback.fires_on_status(status)]
 
 
-def create_deliveries(conversion: Conversion, status: str) -> list[Delivery]:
+def create_deliveries(conversion: Conversion, status: str, *, new: bool = False) -> list[Delivery]:
     """One Delivery per matching postback for this event; an existing one is kept, not repeated.
 
-    Call inside the transaction that changed the conversion. Returns the deliveries still
-    waiting for their first attempt.
+    Call inside the transaction that changed the conversion, and enqueue what it returns on
+    commit: the deliveries still waiting for their first attempt, marked as enqueued. `new`: the
+    conversion was created in this transaction, so it can have no deliveries yet.
     """
     postbacks = matching_postbacks(conversion, status)
     if not postbacks:
         return []
-    Delivery.objects.bulk_create(
-        [Delivery(postback=p, conversion=conversion, status=status) for p in postbacks],
-        ignore_conflicts=True,
-    )
+    now = timezone.now()
+    rows = [
+        Delivery(postback=p, conversion=conversion, status=status, created=now, enqueued_at=now)
+        for p in postbacks
+    ]
+    if new:
+        return _insert_new(rows)
+    Delivery.objects.bulk_create(rows, ignore_conflicts=True)
     return list(
         Delivery.objects.filter(
             conversion=conversion,
@@ -50,7 +65,8 @@ def create_deliveries(conversion: Conversion, status: str) -> list[Delivery]:
 
 
 def create_deliveries_bulk(events: list[tuple[Conversion, str]]) -> list[Delivery]:
-    """create_deliveries for many events in a fixed number of queries (bulk ingest)."""
+    """create_deliveries for the events of many new conversions, in a fixed number of queries
+    (bulk ingest)."""
     by_affiliate = defaultdict(list)
     candidates = Postback.objects.filter(
         affiliate_id__in={conversion.affiliate_id for conversion, _ in events}, active=True
@@ -61,22 +77,23 @@ def create_deliveries_bulk(events: list[tuple[Conversion, str]]) -> list[Deliver
     for postback in candidates:
         postback.type_ids = {t.pk for t in postback.conversion_types.all()}
         by_affiliate[postback.affiliate_id].append(postback)
+    now = timezone.now()
     rows = [
-        Delivery(postback=postback, conversion=conversion, status=status)
+        Delivery(
+            postback=postback, conversion=conversion, status=status, created=now, enqueued_at=now
+        )
         for conversion, status in events
         for postback in by_affiliate[conversion.affiliate_id]
         if conversion.conversion_type_id in postback.type_ids
         and postback.fires_on_status(status)
         and postback.covers_offer(conversion.offer_id)
     ]
-    if not rows:
-        return []
-    Delivery.objects.bulk_create(rows, ignore_conflicts=True)
-    wanted = {(d.postback_id, d.conversion_id, d.status) for d in rows}
-    stored = Delivery.objects.filter(
-        conversion__in={d.conversion_id for d in rows},
-        is_test=False,
-        state=DeliveryState.PENDING,
-        attempts=0,
-    )
-    return [d for d in stored if (d.postback_id, d.conversion_id, d.status) in wanted]
+    return _insert_new(rows)
+
+
+def _insert_new(rows: list[Delivery]) -> list[Delivery]:
+    """Insert deliveries of new conversions (no conflict possible) and return them with ids."""
+    inserted = Delivery.objects.bulk_create(rows)
+    if connection.features.can_return_rows_from_bulk_insert:  # PostgreSQL, SQLite >= 3.35
+        return inserted
+    return list(Delivery.objects.filter(uid__in=[row.uid for row in rows]))

@@ -8,12 +8,12 @@ from . import dispatch, matching
 
 
 @receiver(conversion_event, dispatch_uid="postbacks.on_conversion_event")
-def on_conversion_event(sender, conversion, status, **kwargs):
-    deliveries = matching.create_deliveries(conversion, status)
-    dispatch.enqueue_on_commit([d.pk for d in deliveries])
+def on_conversion_event(sender, conversion, status, new=False, **kwargs):
+    deliveries = matching.create_deliveries(conversion, status, new=new)
+    dispatch.enqueue_on_commit([d.pk for d in deliveries], marked=True)
 
 
 @receiver(conversion_events, dispatch_uid="postbacks.on_conversion_events")
 def on_conversion_events(sender, events, **kwargs):
     deliveries = matching.create_deliveries_bulk(events)
-    dispatch.enqueue_on_commit([d.pk for d in deliveries])
+    dispatch.enqueue_on_commit([d.pk for d in deliveries], marked=True)

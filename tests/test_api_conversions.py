@@ -1,11 +1,13 @@
 """The conversion API: create (idempotent), change status, list with filters, read."""
 
 import io
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 import time_machine
+from django.db import connection
 from django.utils import timezone
 from rest_framework.pagination import PageNumberPagination
 
@@ -13,11 +15,13 @@ from conversions import services
 from conversions.api import DecimalJSONParser
 from conversions.models import Conversion, ConversionStatusChange
 from conversions.serializers import parse_status
+from postbacks.models import Delivery
 from tests.factories import (
     AffiliateFactory,
     ClickFactory,
     ConversionFactory,
     OfferFactory,
+    PostbackFactory,
     conversion_type,
 )
 
@@ -242,33 +246,48 @@ def test_same_transaction_id_on_another_offer_is_a_new_conversion(api_client):
     assert Conversion.objects.count() == 2
 
 
-def test_concurrent_create_that_loses_the_race_returns_the_winners_row(monkeypatch):
-    click = ClickFactory()
-    winner = create_via_service(click)
-    real_existing = services._existing
-    calls = []
+@pytest.mark.django_db(transaction=True)
+def test_identical_creates_racing_on_their_own_connections_store_one_conversion():
+    """Four clients retrying the same call at once, each on its own database connection: the
+    unique constraint picks one winner and the others get its row (no error, no second row)."""
+    postback = PostbackFactory(statuses=["pending"])
+    click = ClickFactory(affiliate=postback.affiliate)
+    start = threading.Barrier(4)
+    results, errors = [], []
 
-    def existing_missed_once(offer, transaction_id):
-        calls.append(transaction_id)
-        return None if len(calls) == 1 else real_existing(offer, transaction_id)
+    def client():
+        try:
+            start.wait(timeout=10)
+            results.append(
+                services.create_conversion(
+                    services.ConversionInput(
+                        affiliate=click.affiliate,
+                        offer=click.offer,
+                        click=click,
+                        conversion_type=conversion_type("sale"),
+                        transaction_id="order-1",
+                        currency="USD",
+                    ),
+                    source="api",
+                )
+            )
+        except Exception as exc:  # reported below, with the others' results
+            errors.append(exc)
+        finally:
+            connection.close()
 
-    monkeypatch.setattr(services, "_existing", existing_missed_once)
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
 
-    result = services.create_conversion(
-        services.ConversionInput(
-            affiliate=click.affiliate,
-            offer=click.offer,
-            click=click,
-            conversion_type=conversion_type("sale"),
-            transaction_id="order-1",
-            currency="USD",
-        ),
-        source="api",
-    )
-
-    assert result == (winner, False)
-    assert len(calls) == 2
+    assert errors == []
+    assert sorted(created for _, created in results) == [False, False, False, True]
+    assert len({conversion.pk for conversion, _ in results}) == 1
     assert Conversion.objects.count() == 1
+    assert ConversionStatusChange.objects.count() == 1
+    assert Delivery.objects.count() == 1
 
 
 # --- create: bad input is a 400 with field errors ---------------------------------------------
