@@ -5,6 +5,7 @@ built-in sample conversion (unsaved objects: nothing is written) for the admin a
 """
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -20,6 +21,7 @@ from . import netguard
 from .models import BodyFormat, Method, Scope, TrackingSettings
 from .placeholders import RenderContext, lookup, valid_names
 from .rendering import (
+    PLACEHOLDER_RE,
     RenderedRequest,
     RenderError,
     amount_fields_used,
@@ -75,7 +77,7 @@ def _url_errors(url, allow_revenue: bool) -> list[str]:
     if any(char.isspace() for char in url):
         return ["The URL may not contain spaces or line breaks; values are encoded when sent."]
     errors = _url_shape_errors(url)
-    return errors + _placeholder_errors(url, allow_revenue)
+    return errors + _placeholder_errors(url, allow_revenue) + _stray_brace_errors(url)
 
 
 def _url_shape_errors(url: str) -> list[str]:
@@ -112,6 +114,23 @@ def _placeholder_errors(text: str, allow_revenue: bool) -> list[str]:
     return errors
 
 
+def _stray_brace_errors(text: str) -> list[str]:
+    """Braces that are not part of a {name} placeholder (`{click-id}`, `{affS1`, `{{affS1}}`):
+    they would be sent as they are, so the affiliate would get a literal brace, not a value."""
+    stray = [m for m in _BRACED.findall(text) if not PLACEHOLDER_RE.fullmatch(m)]
+    if not stray:
+        return []
+    shown = ", ".join(list(dict.fromkeys(stray))[:3])
+    return [
+        f"Not a placeholder: {shown}. Placeholders are one name in single braces, made of "
+        f"letters, digits and _ (for a literal brace write %7B or %7D). Valid placeholders: "
+        f"{valid_names()}."
+    ]
+
+
+_BRACED = re.compile(r"\{+[^{}]{0,40}\}*|\}+")
+
+
 def _method_errors(method) -> list[str]:
     return [] if method in Method.values else ["Choose GET or POST."]
 
@@ -142,7 +161,7 @@ def _body_template_errors(values: dict, allow_revenue: bool) -> list[str]:
             ]
         return []
     if values.get("body_format") != BodyFormat.JSON:
-        return _placeholder_errors(template, allow_revenue)
+        return _placeholder_errors(template, allow_revenue) + _stray_brace_errors(template)
     if not template.strip():
         return [
             'A JSON body needs a body template, e.g. {"click_id": "{affS1}", "payout": {payout}}.'

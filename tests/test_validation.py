@@ -144,6 +144,32 @@ def test_several_unknown_placeholders_are_named_together():
     assert message.startswith("Unknown placeholders {sid}, {clickid}.")
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://t.example.com/cb?id={click-id}", "{click-id}"),
+        ("https://t.example.com/cb?id={affS1", "{affS1"),
+        ("https://t.example.com/cb?id={{affS1}}", "{{affS1}}"),
+        ("https://t.example.com/cb?id=affS1}", "}"),
+        ("https://t.example.com/cb?id={}", "{}"),
+    ],
+)
+def test_braces_that_are_not_a_placeholder_are_refused(url, shown):
+    """They would be sent as literal braces: the affiliate would get `{affS1` or `{AFF-123}`."""
+    [message] = _errors(url=url)["url"]
+    assert message.startswith(f"Not a placeholder: {shown}. ")
+    assert "%7B" in message and "Valid placeholders: {affS1}," in message
+
+
+def test_stray_brace_in_a_form_body_is_refused():
+    errors = _errors(method="POST", body_template="click={affS1}&payout={payout")
+    assert errors["body_template"][0].startswith("Not a placeholder: {payout.")
+
+
+def test_adjacent_placeholders_are_not_stray_braces():
+    _passes(url="https://t.example.com/cb/{affS1}{affS2}?p={payout}")
+
+
 def test_aliases_and_any_case_are_accepted():
     _passes(url="https://t.example.com/cb?a={aff_s1}&b={AFFS2}&c={click_id}&d={transaction_id}")
 
