@@ -10,6 +10,7 @@ requirements file changes), migrations.
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,7 +32,14 @@ def ensure_venv(requirements: str) -> None:
         sys.exit(f"Python 3.11 or newer is needed (this is {sys.version.split()[0]}).")
     if not PY.exists():
         say("creating virtualenv in .venv")
-        venv.EnvBuilder(with_pip=True).create(VENV)
+        try:
+            venv.EnvBuilder(with_pip=True).create(VENV)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            shutil.rmtree(VENV, ignore_errors=True)
+            sys.exit(
+                f"Could not create .venv ({exc}). On Debian/Ubuntu install the venv module "
+                "first: apt-get install python3.11-venv"
+            )
     files = [ROOT / "requirements.txt", ROOT / requirements]
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
     stamp = VENV / f".installed-{requirements}"

@@ -1,7 +1,8 @@
 """Browser tests: Playwright's Python package driving Debian's Chromium (/usr/bin/chromium,
 installed by .ci/run; no browser download) against pytest-django's live server.
 
-Screenshots go to test-artifacts/browser/ at the repository root.
+Screenshots go to test-artifacts/browser/ at the repository root. Without Chromium these tests
+are skipped with a note, unless REQUIRE_BROWSER is set (as .ci/run does): then they fail.
 """
 
 import os
@@ -32,7 +33,10 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"No Chromium at {CHROMIUM}: install it with `apt-get install -y chromium`.")
+        message = f"No Chromium at {CHROMIUM}: install it with `apt-get install -y chromium`."
+        if os.environ.get("REQUIRE_BROWSER"):  # .ci/run: the browser tests must run there
+            pytest.fail(message)
+        pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop in this thread, and Django refuses ORM calls

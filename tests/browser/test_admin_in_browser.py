@@ -99,6 +99,23 @@ def test_manager_adds_previews_saves_and_test_sends_a_postback(
     expect(page.locator("#pb-request mark.pb-unknown")).to_have_text("{bogus}")
     expect(page.locator("#pb-problems")).to_contain_text("Unknown placeholder {bogus}")
     shot("02-postback-form-preview")
+
+    # A chip goes in where the cursor is, also mid-text, and into the body template once that
+    # field had the focus.
+    url_field.fill(f"{sink.url}/pb?sub=&payout={{payout}}")
+    url_field.evaluate("f => { const i = f.value.indexOf('sub=') + 4; f.setSelectionRange(i, i); }")
+    page.click('.pb-chip[data-token="{affS2}"]')
+    expect(url_field).to_have_value(f"{sink.url}/pb?sub={{affS2}}&payout={{payout}}")
+    body_field = page.locator("#id_body_template")
+    page.check("input[name=method][value=POST]")
+    body_field.click()
+    body_field.type("click=")
+    page.click('.pb-chip[data-token="{affS1}"]')
+    expect(body_field).to_have_value("click={affS1}")
+    expect(url_field).to_have_value(f"{sink.url}/pb?sub={{affS2}}&payout={{payout}}")
+    body_field.fill("")
+    page.check("input[name=method][value=GET]")
+
     url_field.fill(f"{sink.url}/pb?clickid={{affS1}}&payout={{payout}}")
     expect(page.locator("#pb-request mark.pb-unknown")).to_have_count(0)
 
