@@ -96,7 +96,7 @@ def test_pixel_is_throttled_per_client_address(anon_client, fresh_throttle_cache
     monkeypatch.setitem(SimpleRateThrottle.THROTTLE_RATES, "anon", "2/min")
     url = "/tracking/conversion/v1?cid=nope&conversionTypeCode=sale&token=x"
     codes = [anon_client.get(url).status_code for _ in range(3)]
-    assert codes == [400, 400, 429]
+    assert codes == [403, 403, 429]
 
 
 def test_oversized_json_body_answers_413_before_parsing(api_client, settings):

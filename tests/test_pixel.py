@@ -120,12 +120,27 @@ def test_missing_token_is_403(anon_client):
     assert response.status_code == 403
 
 
-def test_token_of_another_offer_is_403(anon_client):
+def test_token_of_another_offer_does_not_record_on_this_offer(anon_client):
     other = ClickFactory()
 
     response = fire(anon_client, ClickFactory(), token=other.offer.pixel_secret)
 
-    assert response.status_code == 403
+    assert response.status_code == 400
+    assert response.json() == {"cid": ["No click with this cid for this offer."]}
+    assert not Conversion.objects.exists()
+
+
+def test_without_a_valid_token_known_and_unknown_cids_look_the_same(anon_client):
+    """Nobody without a token can tell from the answer whether a cid exists."""
+    known = anon_client.get(
+        URL, {"cid": ClickFactory().cid, "token": "guess", "conversionTypeCode": "sale"}
+    )
+    unknown = anon_client.get(
+        URL, {"cid": "no-such-click", "token": "guess", "conversionTypeCode": "sale"}
+    )
+
+    assert known.status_code == unknown.status_code == 403
+    assert known.json() == unknown.json()
 
 
 @pytest.mark.parametrize("amount", ["-1", "abc", "1,50", "NaN", "1.1234567"])
@@ -139,7 +154,8 @@ def test_bad_amount_is_400_named_by_its_parameter(anon_client, amount):
 
 @pytest.mark.parametrize("cid", ["no-such-click", "", "x" * 40])
 def test_unknown_cid_is_400(anon_client, cid):
-    response = anon_client.get(URL, {"cid": cid, "token": "t", "conversionTypeCode": "sale"})
+    token = ClickFactory().offer.pixel_secret
+    response = anon_client.get(URL, {"cid": cid, "token": token, "conversionTypeCode": "sale"})
 
     assert response.status_code == 400
     assert "cid" in response.json()
