@@ -13,7 +13,7 @@ from rest_framework.pagination import PageNumberPagination
 
 from conversions import services
 from conversions.api import DecimalJSONParser
-from conversions.models import Conversion, ConversionStatusChange
+from conversions.models import Conversion, ConversionStatusChange, ConversionType
 from conversions.serializers import parse_status
 from postbacks.models import Delivery
 from tests.factories import (
@@ -288,6 +288,36 @@ def test_identical_creates_racing_on_their_own_connections_store_one_conversion(
     assert Conversion.objects.count() == 1
     assert ConversionStatusChange.objects.count() == 1
     assert Delivery.objects.count() == 1
+
+
+def test_a_failure_after_the_insert_leaves_no_half_written_conversion(api_client, monkeypatch):
+    """Conversion, history and deliveries are one transaction: if writing the deliveries
+    fails, none of it is stored (and the client can retry the same call)."""
+    postback = PostbackFactory(statuses=["pending"])
+    click = ClickFactory(affiliate=postback.affiliate)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database went away while writing deliveries")
+
+    monkeypatch.setattr("postbacks.matching.create_deliveries", broken)
+    with pytest.raises(RuntimeError):
+        post(api_client, cid=click.cid, conversion_type="sale", transaction_id="order-9")
+
+    assert not Conversion.objects.exists()
+    assert not ConversionStatusChange.objects.exists()
+    assert not Delivery.objects.exists()
+    monkeypatch.undo()
+    assert (
+        post(
+            api_client, cid=click.cid, conversion_type="sale", transaction_id="order-9"
+        ).status_code
+        == 201
+    )
+
+
+def test_migration_seeds_trackdesk_default_types_and_the_usual_extras():
+    codes = set(ConversionType.objects.values_list("code", flat=True))
+    assert {"sale", "lead", "free-trial", "registration", "deposit"} <= codes
 
 
 # --- create: bad input is a 400 with field errors ---------------------------------------------

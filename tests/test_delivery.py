@@ -245,3 +245,14 @@ def test_retry_now_requeues_a_failed_delivery(
 def test_retry_now_leaves_successful_deliveries_alone(delivery, broker_calls):
     Delivery.objects.filter(pk=delivery.pk).update(state=DeliveryState.SUCCESS)
     assert dispatch.retry_deliveries(Delivery.objects.all()) == 0
+
+
+def test_a_migration_schedules_the_sweeper_every_minute():
+    from django_q.models import Schedule
+
+    schedule = Schedule.objects.get(func="postbacks.tasks.sweep")
+    assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (
+        Schedule.MINUTES,
+        1,
+        -1,  # forever
+    )

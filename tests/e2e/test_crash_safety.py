@@ -10,6 +10,7 @@ from django_q.brokers import get_broker
 from django_q.models import Schedule
 
 from conversions.services import ConversionInput, create_conversion
+from postbacks import dispatch
 from postbacks.models import Delivery, DeliveryState
 from tests.e2e.conftest import kill_qcluster, start_qcluster, stop_qcluster, wait_until
 from tests.factories import ClickFactory, PostbackFactory, conversion_type
@@ -91,7 +92,39 @@ def test_worker_killed_mid_send_is_completed_after_restart_with_one_idempotency_
 
     assert done, (tmp_path / "second.log").read_text()[-3000:]
     received = [r for r in sink.requests if r.query.get("click") == "their-click-7"]
-    assert 1 <= len(received) <= 2
+    # The kill landed after the request left and before it was recorded: the one duplicate.
+    assert len(received) == 2
     assert {r.headers["X-Postback-Id"] for r in received} == {str(done.uid)}
     assert {r.query["id"] for r in received} == {str(done.uid)}
+    assert done.attempts == 2 and done.attempt_log.count() == 1
+
+
+def test_delivery_abandoned_before_the_request_left_is_sent_exactly_once(tmp_path, sink, settings):
+    """A worker that claimed a delivery and died before sending (the claim is all it left):
+    the sweeper hands it to a live cluster once the claim expires, and the sink gets it once."""
+    get_broker().purge_queue()
+    click = ClickFactory(aff_s1="their-click-8")
+    PostbackFactory(
+        affiliate=click.affiliate,
+        url=sink.url + "/pb?click={affS1}&id={deliveryId}",
+        statuses=["pending"],
+    )
+    convert(click)  # no cluster runs: the enqueued task is dropped below, as a dead node's is
+    get_broker().purge_queue()
+    Delivery.objects.update(claimed_until=timezone.now() + timedelta(seconds=2), attempts=1)
+    settings.POSTBACK_STALE_AFTER = int(ENV["POSTBACK_STALE_AFTER"])  # for the sweeps run here
+
+    cluster = start_qcluster(tmp_path / "cluster.log", ENV)
+    try:
+        done = wait_until(
+            lambda: Delivery.objects.filter(state=DeliveryState.SUCCESS).first(),
+            timeout=30,
+            also=dispatch.sweep,  # the every-minute schedule, run here on every poll
+        )
+        sink.wait_for(2, timeout=2)  # nothing more arrives
+    finally:
+        stop_qcluster(cluster)
+
+    assert done, (tmp_path / "cluster.log").read_text()[-3000:]
+    assert [r.query for r in sink.requests] == [{"click": "their-click-8", "id": str(done.uid)}]
     assert done.attempts == 2 and done.attempt_log.count() == 1

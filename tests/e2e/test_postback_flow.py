@@ -33,9 +33,14 @@ def test_created_then_approved_conversion_sends_each_postback_once(qcluster, sin
     assert created.status_code == 201, created.content
     first = sink.wait_for(1)
     assert len(first) == 1
-    assert first[0].query["clickid"] == "partner-click-42"
-    assert first[0].query["payout"] == "12.50"
-    assert first[0].query["status"] == "pending"
+    pending = Delivery.objects.get(status="pending")
+    assert (first[0].method, first[0].path, first[0].body) == (
+        "GET",
+        f"/pb?clickid=partner-click-42&payout=12.50&status=pending&id={pending.uid}",
+        "",
+    )
+    assert first[0].headers["X-Postback-Id"] == str(pending.uid)
+    assert first[0].headers["User-Agent"].startswith("TrackdeskPostbacks/")
 
     # Retrying the same API call must not send again.
     again = api_client.post(
@@ -55,8 +60,12 @@ def test_created_then_approved_conversion_sends_each_postback_once(qcluster, sin
     )
     assert patched.status_code == 200, patched.content
     both = sink.wait_for(2)
-    assert [r.query["status"] for r in both] == ["pending", "approved"]
-    assert both[1].headers["X-Postback-Id"] == both[1].query["id"]
+    approved = Delivery.objects.get(status="approved")
+    assert (both[1].method, both[1].path) == (
+        "GET",
+        f"/pb?clickid=partner-click-42&payout=12.50&status=approved&id={approved.uid}",
+    )
+    assert both[1].headers["X-Postback-Id"] == str(approved.uid) != str(pending.uid)
 
     sink.wait_for(3, timeout=2)  # nothing more arrives
     assert len(sink.requests) == 2
