@@ -1,5 +1,6 @@
 """Delivery dashboard: counts, success rate and latency per affiliate and per postback,
-deliveries per hour by state, and the endpoints failing now. Test sends are left out.
+deliveries per hour by state, and the endpoints failing now (from the circuit breaker's
+EndpointHealth rows and the postbacks' latest deliveries). Test sends are left out.
 
 The numbers come from one snapshot (postbacks/stats.py): finished deliveries from the hourly
 roll-up plus a live count since, open ones counted live, all grouped by postback and hour in the
@@ -11,14 +12,14 @@ percentiles are nearest-rank over ten-per-cent buckets (within 5 %).
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from . import stats
-from .models import Delivery, DeliveryState, Postback
+from . import breaker, stats
+from .masking import mask
+from .models import Delivery, DeliveryState, EndpointHealth, Postback
 
 WINDOWS = stats.WINDOWS
 OPEN = (DeliveryState.PENDING, DeliveryState.RETRYING)
@@ -29,6 +30,7 @@ CHART_STATES = (
     DeliveryState.PENDING,
 )
 FAILING_LIMIT = 50
+FAILING_STATES = (DeliveryState.FAILED, DeliveryState.RETRYING)
 CHART_HOURS = 24
 
 
@@ -141,33 +143,108 @@ def hourly(now: datetime | None = None, snapshot: stats.Snapshot | None = None) 
     return bars
 
 
-def failing_endpoints(limit: int = FAILING_LIMIT) -> list[Postback]:
-    """Active postbacks whose latest attempted delivery failed or waits for a retry."""
+@dataclass
+class FailingEndpoint:
+    """One endpoint (host:port) failing now, with its postbacks (active or paused)."""
+
+    host: str
+    health: EndpointHealth | None  # the breaker's streak; None: only refusals or render errors
+    postbacks: list = field(default_factory=list)  # Postback rows, annotated (see below)
+
+    @property
+    def failing_since(self):
+        return self.health.first_failure_at if self.health else None
+
+    @property
+    def consecutive_failures(self):
+        return self.health.consecutive_failures if self.health else None
+
+    @property
+    def backed_off_until(self):
+        return self.health.opened_until if self.health else None
+
+    @property
+    def last_error(self) -> str:
+        """The breaker's last error, else the latest delivery's; masked like the log."""
+        if self.health and self.health.last_error:
+            return mask(self.health.last_error)
+        return mask(next((p.last_error for p in self.postbacks if p.last_error), ""))
+
+    @property
+    def last_failure_at(self):
+        """When the endpoint failed last: the breaker's record, else the latest failed delivery."""
+        times = [p.last_at for p in self.postbacks if p.last_state in FAILING_STATES]
+        if self.health and self.health.last_failure_at:
+            times.append(self.health.last_failure_at)
+        return max(times, default=None)
+
+    @property
+    def paused(self) -> list:
+        return [p for p in self.postbacks if p.paused]
+
+    @property
+    def retrying(self) -> int:
+        return sum(p.retrying for p in self.postbacks)
+
+
+def failing_endpoints(limit: int = FAILING_LIMIT) -> list[FailingEndpoint]:
+    """Endpoints failing now, most recently failed first: those with a failure streak in
+    EndpointHealth (the circuit breaker's record), and those of postbacks whose latest attempted
+    delivery failed or waits for a retry (also refusals and render errors, which the breaker
+    does not count). Each lists its active postbacks and those paused automatically (flagged,
+    with the reason), never ones switched off by hand. Four queries, whatever the numbers.
+    """
+    shown = Postback.objects.filter(Q(active=True) | ~Q(paused_reason=""))
     latest = (
         real_deliveries()
         .filter(postback=OuterRef("pk"), attempts__gt=0)
         .order_by("-created", "-pk")
     )
-    failing = list(
-        Postback.objects.filter(active=True)
-        .select_related("affiliate")
-        .annotate(
-            last_state=Subquery(latest.values("state")[:1]),
-            last_at=Subquery(latest.values("created")[:1]),
-            last_code=Subquery(latest.values("last_status_code")[:1]),
-            last_error=Subquery(latest.values("last_error")[:1]),
-        )
-        .filter(last_state__in=[DeliveryState.FAILED, DeliveryState.RETRYING])
-        .order_by("-last_at")[:limit]
+    annotated = shown.select_related("affiliate").annotate(
+        last_state=Subquery(latest.values("state")[:1]),
+        last_at=Subquery(latest.values("created")[:1]),
+        last_code=Subquery(latest.values("last_status_code")[:1]),
+        last_error=Subquery(latest.values("last_error")[:1]),
     )
+    failing = list(
+        annotated.filter(last_state__in=FAILING_STATES).order_by("-last_at", "pk")[:limit]
+    )
+    # The streaks of those postbacks' endpoints, and the most recent other streaks.
+    streaks = EndpointHealth.objects.filter(consecutive_failures__gt=0)
+    recent = streaks.order_by("-last_failure_at", "host").values("pk")[:limit]
+    keys = {breaker.endpoint_key(p.url) for p in failing}
+    health = {h.host: h for h in streaks.filter(Q(pk__in=recent) | Q(host__in=keys))}
+    # The postbacks of the failing hosts: narrowed by name in the database, by key here.
+    on_hosts = []
+    if health:
+        by_name = Q()
+        for name in {host.rsplit(":", 1)[0] for host in health}:
+            by_name |= Q(url__icontains=name)
+        on_hosts = list(annotated.filter(by_name).order_by("pk"))
+    failing_ids = {p.pk for p in failing}
+    postbacks = {p.pk: p for p in [*failing, *on_hosts]}
     retrying = dict(
         real_deliveries()
-        .filter(postback__in=[p.pk for p in failing], state=DeliveryState.RETRYING)
+        .filter(postback__in=list(postbacks), state=DeliveryState.RETRYING)
         .values_list("postback_id")
         .annotate(n=Count("*"))
         .order_by()
     )
-    for postback in failing:
-        postback.host = urlsplit(postback.url).hostname or postback.url
-        postback.retrying = retrying.get(postback.pk)
-    return failing
+    endpoints: dict[str, FailingEndpoint] = {}
+    for postback in sorted(postbacks.values(), key=lambda p: (p.name, p.pk)):
+        host = breaker.endpoint_key(postback.url)
+        if postback.pk not in failing_ids and host not in health:
+            continue  # its URL only looked like a failing host's
+        postback.paused = not postback.active
+        postback.paused_reason_shown = mask(postback.paused_reason)
+        postback.retrying = retrying.get(postback.pk, 0)
+        endpoint = endpoints.setdefault(host, FailingEndpoint(host, health.get(host)))
+        endpoint.postbacks.append(postback)
+    # A failure streak whose postbacks all moved to another URL (or were switched off) is left
+    # out: nothing there to act on (Admin → Endpoint health still lists it).
+    ordered = sorted(
+        endpoints.values(),
+        key=lambda e: (e.last_failure_at or datetime.min.replace(tzinfo=UTC), e.host),
+        reverse=True,
+    )
+    return ordered[:limit]
