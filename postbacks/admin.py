@@ -7,6 +7,9 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Q, Subquery
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
@@ -129,14 +132,22 @@ class PostbackAdmin(DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
 
     @admin.action(description="Sign requests: new signing secret", permissions=["change"])
     def rotate_signing_secret(self, request, queryset):
-        for postback in queryset:
-            secret = signing.rotate(postback)
-            self.message_user(
-                request,
-                f"{postback}: new signing secret {secret} — copy it now, it is not shown again. "
-                "The previous secret, if any, keeps signing for 24 hours.",
-                messages.WARNING,
-            )
+        """Shows the new secrets on the page this POST answers, once: never in a message,
+        which would carry them in the (signed, not encrypted) messages cookie."""
+        rotated = []
+        for postback in queryset.select_related("affiliate").order_by("pk"):
+            rotated.append((postback, signing.rotate(postback)))
+            self.log_change(request, postback, "New signing secret issued.")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "New signing secrets",
+            "opts": self.opts,
+            "rotated": rotated,
+            "changelist_url": reverse("admin:postbacks_postback_changelist"),
+        }
+        response = TemplateResponse(request, "admin/postbacks/signing_secret.html", context)
+        add_never_cache_headers(response)  # no copy in the browser's cache or history
+        return response
 
     @admin.action(description="Stop signing requests", permissions=["change"])
     def turn_signing_off(self, request, queryset):

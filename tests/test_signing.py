@@ -3,16 +3,20 @@
 import base64
 import hashlib
 import hmac
+import json
 import time
+from concurrent.futures import Future
 from datetime import timedelta
 
 import pytest
+from django.contrib.messages import get_messages
+from django.contrib.messages.storage.cookie import CookieStorage
 from django.utils import timezone
 
-from postbacks import signing
+from postbacks import batch, signing
 from postbacks.delivery import attempt_delivery
 from postbacks.http import HttpResult
-from postbacks.models import Delivery, Postback
+from postbacks.models import Delivery, DeliveryAttempt, Postback
 from tests.factories import ConversionFactory, PostbackFactory
 
 pytestmark = pytest.mark.django_db
@@ -108,15 +112,91 @@ def test_turning_signing_off_forgets_the_secrets(sent, json_postback):
     assert "webhook-signature" not in sent[0]["headers"]
 
 
-def test_admin_shows_a_new_secret_once(admin_client, json_postback):
-    url = "/admin/postbacks/postback/"
-    response = admin_client.post(
-        url,
-        {"action": "rotate_signing_secret", "_selected_action": [json_postback.pk]},
-        follow=True,
+def rotate_in_admin(client, *postbacks):
+    return client.post(
+        "/admin/postbacks/postback/",
+        {"action": "rotate_signing_secret", "_selected_action": [p.pk for p in postbacks]},
     )
-    secret = Postback.objects.get().signing_secret
-    assert secret.startswith("whsec_")
-    assert secret in response.content.decode()
-    page = admin_client.get(f"{url}{json_postback.pk}/change/").content.decode()
-    assert secret not in page and f"…{secret[-4:]}" in page
+
+
+def test_admin_shows_a_new_secret_once_on_the_page_itself(admin_client, json_postback):
+    other = PostbackFactory(name="Second")
+    response = rotate_in_admin(admin_client, json_postback, other)
+    secrets = [p.signing_secret for p in Postback.objects.order_by("pk")]
+    assert all(s.startswith("whsec_") for s in secrets)
+    # Nowhere the browser keeps it: no cookie (messages, session) and no queued message.
+    # (the messages cookie is signed and often compressed: decode it to look inside)
+    cookie = response.cookies.get("messages")
+    in_cookie = CookieStorage(response.wsgi_request)._decode(cookie.value) if cookie else []
+    for secret in secrets:
+        assert secret not in response.get("Set-Cookie", "")
+        assert all(secret not in morsel.value for morsel in response.cookies.values())
+        assert all(secret not in str(m) for m in in_cookie or [])
+        assert all(secret not in str(m) for m in get_messages(response.wsgi_request))
+        assert all(secret not in str(v) for v in admin_client.session.values())
+    html = response.content.decode()
+    assert response.status_code == 200  # the page itself, not a redirect to a message
+    assert all(secret in html for secret in secrets)
+    assert "no-store" in response["Cache-Control"]
+    # Loading the admin again never shows it in full.
+    changelist = admin_client.get("/admin/postbacks/postback/").content.decode()
+    page = admin_client.get(f"/admin/postbacks/postback/{json_postback.pk}/change/")
+    page = page.content.decode()
+    for secret in secrets:
+        assert secret not in changelist and secret not in page
+    assert f"…{secrets[0][-4:]}" in page
+
+
+def test_rotating_needs_the_change_permission(support_client, json_postback):
+    response = rotate_in_admin(support_client, json_postback)
+    assert "whsec_" not in response.content.decode()  # the action is not offered to them
+    assert Postback.objects.get().signing_secret == ""
+
+
+def test_the_secret_is_never_logged_with_the_attempt_only_the_signature(sent, json_postback):
+    old = signing.rotate(json_postback)
+    secret = signing.rotate(json_postback)  # both sign for a day: neither may be logged
+    delivery = deliver(json_postback)
+    attempt = DeliveryAttempt.objects.get(delivery=delivery)
+    assert attempt.request_headers["webhook-signature"] == sent[0]["headers"]["webhook-signature"]
+    assert_no_secret_in(attempt, old, secret)
+
+
+def test_concurrent_dispatch_logs_no_secret_either(json_postback):
+    secret = signing.rotate(json_postback)
+    conversion = ConversionFactory(affiliate=json_postback.affiliate, click__aff_s1="abc")
+    delivery = Delivery.objects.create(
+        postback=json_postback, conversion=conversion, status="pending"
+    )
+    sender = AnsweringSender()
+    assert batch.drain(sender=sender) == 1
+    attempt = DeliveryAttempt.objects.get(delivery=delivery)
+    headers = attempt.request_headers
+    assert headers["webhook-signature"] == sender.calls[0]["webhook-signature"]
+    assert receiver_verifies(secret, headers, attempt.request_body)
+    assert_no_secret_in(attempt, secret)
+
+
+class AnsweringSender:
+    """Stands in for http_async.ConcurrentSender: records the headers, answers 200 at once."""
+
+    def __init__(self):
+        self.calls = []
+
+    def submit(self, method, url, headers, body=""):
+        self.calls.append(headers)
+        future = Future()
+        future.set_result(HttpResult(status=200))
+        return future
+
+    def close(self):
+        pass
+
+
+def assert_no_secret_in(attempt, *secrets):
+    logged = json.dumps([attempt.request_headers, attempt.url, attempt.request_body, attempt.error])
+    assert "webhook-signature" in attempt.request_headers
+    for secret in secrets:
+        raw = secret.removeprefix("whsec_")
+        assert secret not in logged and raw not in logged
+        assert raw not in json.dumps(list(Delivery.objects.values()), default=str)
