@@ -3,6 +3,11 @@
 Deletes in small batches of ids, each in its own short transaction, so the web app and the
 workers keep writing the log meanwhile (row locks on one batch only; no table lock).
 Pending and retrying deliveries are never pruned, whatever their age; conversions are kept.
+
+A delivery reopened by "Retry now" while a batch is being pruned keeps its attempts: the batch
+locks its rows when it selects them (so a concurrent retry waits for the batch, then finds the
+row gone or untouched) and deletes attempts and deliveries only where the delivery is still
+finished before the cutoff, tested again in the deleting statements themselves.
 """
 
 from dataclasses import dataclass
@@ -10,6 +15,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .models import Delivery, DeliveryAttempt, DeliveryState
@@ -23,9 +29,19 @@ class PruneResult:
     attempts: int = 0
 
 
+def _finished_before(older_than, prefix: str = "") -> Q:
+    return Q(**{f"{prefix}state__in": FINISHED, f"{prefix}finished_at__lt": older_than})
+
+
 def prunable(older_than):
     """Finished deliveries that finished before `older_than`, oldest (lowest id) first."""
-    return Delivery.objects.filter(state__in=FINISHED, finished_at__lt=older_than).order_by("pk")
+    return Delivery.objects.filter(_finished_before(older_than)).order_by("pk")
+
+
+def select_batch(older_than, batch_size: int) -> list[int]:
+    """The next batch's ids, locked until the transaction ends (FOR UPDATE where the database
+    has it; SQLite's IMMEDIATE transactions already serialise writers)."""
+    return list(prunable(older_than).select_for_update().values_list("pk", flat=True)[:batch_size])
 
 
 def cutoff(days: int | None = None):
@@ -45,12 +61,16 @@ def prune(older_than, *, batch_size: int = 1000, dry_run: bool = False) -> Prune
     result = PruneResult()
     while True:
         with transaction.atomic():
-            ids = list(prunable(older_than).values_list("pk", flat=True)[:batch_size])
+            ids = select_batch(older_than, batch_size)
             if not ids:
                 return result
-            attempts, _ = DeliveryAttempt.objects.filter(delivery_id__in=ids).delete()
-            # The state test again: a retry may have reopened one since it was selected.
-            deliveries, _ = Delivery.objects.filter(pk__in=ids, state__in=FINISHED).delete()
+            # The state and age test again, in the deletes: a retry may have reopened one
+            # since it was selected; its attempts are its history and stay.
+            attempts, _ = DeliveryAttempt.objects.filter(
+                _finished_before(older_than, "delivery__"), delivery_id__in=ids
+            ).delete()
+            _, deleted = Delivery.objects.filter(_finished_before(older_than), pk__in=ids).delete()
+            deliveries = deleted.get(Delivery._meta.label, 0)
         result.attempts += attempts
         result.deliveries += deliveries
         if len(ids) < batch_size:

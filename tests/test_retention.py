@@ -4,11 +4,14 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection, transaction
+from django.db.models import QuerySet
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_q.models import Schedule
 
 from conversions.models import Conversion
-from postbacks import retention, tasks
+from postbacks import dispatch, retention, tasks
 from postbacks.models import Delivery, DeliveryAttempt, DeliveryState, Postback
 
 from .factories import ConversionFactory, PostbackFactory
@@ -108,3 +111,45 @@ def test_daily_schedule_runs_the_prune_task(settings):
     delivery(31)
     assert tasks.prune_log() == "pruned 1 deliveries, 1 attempts"
     assert not Delivery.objects.exists()
+
+
+def test_a_delivery_reopened_between_select_and_delete_keeps_its_attempts(monkeypatch):
+    """Retry now on an old failed delivery while the pruner holds its id: the batch must not
+    delete the history of a delivery that is open again (nor the delivery)."""
+    reopened = delivery(100, DeliveryState.FAILED, attempts=3)
+    gone = delivery(100, attempts=2)
+    original = retention.select_batch
+
+    def select_then_retry(older_than, batch_size):
+        ids = original(older_than, batch_size)
+        assert reopened.pk in ids  # selected as prunable, then reopened
+        dispatch.retry_deliveries(Delivery.objects.filter(pk=reopened.pk))
+        return ids
+
+    monkeypatch.setattr(retention, "select_batch", select_then_retry)
+    result = retention.prune(timezone.now() - timedelta(days=90))
+    assert (result.deliveries, result.attempts) == (1, 2)
+    reopened.refresh_from_db()
+    assert reopened.state == DeliveryState.RETRYING
+    assert DeliveryAttempt.objects.filter(delivery=reopened).count() == 3
+    assert not Delivery.objects.filter(pk=gone.pk).exists()
+
+
+def test_the_batch_is_selected_for_update(monkeypatch):
+    """The selected rows are locked (FOR UPDATE on PostgreSQL), so a concurrent Retry now waits
+    for the batch's transaction instead of reopening a row the batch is deleting."""
+    delivery(100)
+    locked = []
+    original = QuerySet.select_for_update
+
+    def select_for_update(qs, *args, **kwargs):
+        locked.append(qs.model)
+        return original(qs, *args, **kwargs)
+
+    monkeypatch.setattr(QuerySet, "select_for_update", select_for_update)
+    retention.prune(timezone.now() - timedelta(days=90))
+    assert Delivery in locked
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        retention.select_batch(timezone.now() - timedelta(days=90), 10)
+    if connection.features.has_select_for_update:
+        assert "FOR UPDATE" in queries[-1]["sql"]
