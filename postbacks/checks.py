@@ -1,7 +1,45 @@
-"""System checks for delivery settings that only fail under faults (`manage.py check`)."""
+"""System checks for delivery settings (`manage.py check`; runserver and qcluster run them too
+and refuse to start on an error)."""
+
+import os
 
 from django.conf import settings
-from django.core.checks import Warning, register
+from django.core.checks import Error, Warning, register
+
+from . import netguard
+from .http import ca_bundle
+
+
+@register()
+def allowed_networks_are_networks(app_configs, **kwargs):
+    """An entry that is not a network allows nothing: deliveries the operator meant to allow
+    would be refused, so refuse to start instead and name the entry."""
+    return [
+        Error(
+            f"POSTBACK_ALLOWED_NETWORKS has an invalid entry {entry!r}: {why}.",
+            hint=(
+                "Give networks in CIDR notation, separated by commas, such as "
+                "127.0.0.0/8,10.1.0.0/16 (a single address is also fine: 10.1.2.3)."
+            ),
+            id="postbacks.E001",
+        )
+        for entry, why in netguard.invalid_allowed_networks()
+    ]
+
+
+@register()
+def ca_bundle_is_a_file(app_configs, **kwargs):
+    """Both senders load POSTBACK_CA_BUNDLE (when set) to verify certificates."""
+    bundle = ca_bundle()
+    if not bundle or os.path.isfile(bundle):
+        return []
+    return [
+        Error(
+            f"POSTBACK_CA_BUNDLE ({bundle!r}) is not a file: no HTTPS postback could be sent.",
+            hint="Point it at a PEM file of CA certificates, or leave it empty for the default.",
+            id="postbacks.E002",
+        )
+    ]
 
 
 @register()

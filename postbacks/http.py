@@ -126,7 +126,10 @@ class PinnedAddressAdapter(HTTPAdapter):
 
     def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
         host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
-        hostname = host_params["host"]
+        # Certificates name hosts without the trailing dot of a fully qualified name
+        # (`https://tracker.example.com./`); urllib3 strips it from SNI but would match the
+        # certificate against the dotted name and fail.
+        hostname = host_params["host"].rstrip(".")
         if host_params["scheme"] == "https":
             pool_kwargs["server_hostname"] = hostname
             pool_kwargs["assert_hostname"] = hostname
@@ -242,7 +245,15 @@ def _send(method, url, headers, body, deadline) -> HttpResult:
     prepared.pinned_ip, prepared.pinned_port = ip, port
     timeout = (settings.POSTBACK_CONNECT_TIMEOUT, settings.POSTBACK_READ_TIMEOUT)
     try:
-        response = session().send(prepared, timeout=timeout, allow_redirects=False, stream=True)
+        response = session().send(
+            prepared,
+            timeout=timeout,
+            allow_redirects=False,
+            stream=True,
+            verify=ca_bundle() or True,
+        )
+    except requests.exceptions.SSLError as exc:
+        return HttpResult(error=tls_refused(parts.hostname, _innermost(exc)))
     except requests.exceptions.ConnectTimeout:
         return HttpResult(error=f"Connect timeout after {timeout[0]:g} s")
     except requests.exceptions.ReadTimeout:
@@ -250,6 +261,8 @@ def _send(method, url, headers, body, deadline) -> HttpResult:
     except requests.exceptions.RequestException as exc:
         if deadline.expired:
             return HttpResult(error=_over_time(deadline))
+        return HttpResult(error=f"Connection failed: {_short(exc)}")
+    except OSError as exc:  # e.g. POSTBACK_CA_BUNDLE names no file (postbacks.E002)
         return HttpResult(error=f"Connection failed: {_short(exc)}")
     with response:
         try:
@@ -264,6 +277,32 @@ def _send(method, url, headers, body, deadline) -> HttpResult:
                 status=response.status_code, error=why, headers=dict(response.headers)
             )
     return HttpResult(status=response.status_code, headers=dict(response.headers), body=body_text)
+
+
+def ca_bundle() -> str:
+    """A CA bundle file to trust instead of the default store (POSTBACK_CA_BUNDLE; tests use
+    it for their own CA). Certificates are always verified, against the URL's host name."""
+    return getattr(settings, "POSTBACK_CA_BUNDLE", "") or ""
+
+
+def tls_refused(hostname: str, why: object) -> str:
+    """The error both senders log when the server's certificate is not accepted (retryable:
+    the receiver may fix its certificate)."""
+    return _short(f"TLS certificate not accepted for {hostname.rstrip('.')}: {why}")
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The original error under requests' and urllib3's wrappers (the certificate's story)."""
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = exc.__cause__ or exc.__context__ or getattr(exc, "reason", None)
+        if inner is None and exc.args:  # urllib3's SSLError(original), never raised as such
+            inner = exc.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    return exc
 
 
 def _over_time(deadline: _Deadline) -> str:

@@ -18,6 +18,7 @@ import asyncio
 import concurrent.futures
 import os
 import socket
+import ssl
 import threading
 import time
 from urllib.parse import urlsplit
@@ -28,7 +29,7 @@ from django.conf import settings
 from yarl import URL
 
 from . import netguard
-from .http import HttpResult, next_hop, refused_hop
+from .http import HttpResult, ca_bundle, next_hop, refused_hop, tls_refused
 
 # How long a host's checked address is reused before it is resolved and checked again.
 CHECK_TTL = 10.0
@@ -95,6 +96,7 @@ class ConcurrentSender:
         self._loop = background_loop()
         self._resolver = CheckedResolver()
         self._checks: dict[tuple[str, int], tuple[float, asyncio.Future]] = {}
+        self._ssl = _ssl_context()
         self._session = self._call(self._open())
 
     def _call(self, coro):
@@ -106,6 +108,7 @@ class ConcurrentSender:
             limit_per_host=self.per_host,
             resolver=self._resolver,
             use_dns_cache=False,
+            ssl=self._ssl,
         )
         timeout = aiohttp.ClientTimeout(
             total=None,
@@ -171,7 +174,8 @@ class ConcurrentSender:
                 why = f"the URL's host is ambiguous ({parts.netloc!r})"
                 return HttpResult(error=f"Destination not allowed: {why}.", permanent=True)
         except (ValueError, TypeError) as exc:
-            return HttpResult(error=f"Invalid URL: {exc}", permanent=True)
+            why = str(exc).removeprefix("Invalid URL: ")  # yarl says it already
+            return HttpResult(error=f"Invalid URL: {why}", permanent=True)
         checked = await self._checked(key)
         if isinstance(checked, HttpResult):
             return checked
@@ -191,6 +195,8 @@ class ConcurrentSender:
             return HttpResult(error=f"Connect timeout after {connect:g} s")
         except aiohttp.ServerTimeoutError:
             return HttpResult(error=f"No response within {read:g} s (read timeout)")
+        except aiohttp.ClientConnectorCertificateError as exc:
+            return HttpResult(error=tls_refused(target.raw_host, exc.certificate_error))
         except aiohttp.ClientError as exc:
             return HttpResult(error=f"Connection failed: {type(exc).__name__}: {exc}"[:300])
         except OSError as exc:
@@ -214,6 +220,13 @@ class ConcurrentSender:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _ssl_context() -> ssl.SSLContext | bool:
+    """Verify certificates (against the URL's host name, sent as SNI); with POSTBACK_CA_BUNDLE,
+    trust that bundle instead of the default store, as http.py does."""
+    bundle = ca_bundle()
+    return ssl.create_default_context(cafile=bundle) if bundle else True
 
 
 def _check(host: str, port: int) -> netguard.IPAddress | HttpResult:

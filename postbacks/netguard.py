@@ -46,12 +46,58 @@ class DestinationRefused(Exception):
 
 
 @lru_cache(maxsize=8)
-def _parse_networks(cidrs: tuple[str, ...]) -> tuple:
-    return tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs if c.strip())
+def _parse_networks(cidrs: tuple[str, ...]) -> tuple[tuple, tuple]:
+    """(networks, invalid entries with why) of POSTBACK_ALLOWED_NETWORKS."""
+    networks, invalid = [], []
+    for entry in cidrs:
+        text = entry.strip()
+        if not text:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            invalid.append((text, _why_not_a_network(text)))
+    return tuple(networks), tuple(invalid)
+
+
+def _why_not_a_network(text: str) -> str:
+    """ipaddress's own reason ("'33' is not a valid netmask"), not its generic message."""
+    kind = ipaddress.IPv6Network if ":" in text else ipaddress.IPv4Network
+    try:
+        kind(text, strict=False)
+    except ValueError as exc:
+        return str(exc) or "not a network"
+    return "not a network"
 
 
 def allowed_networks() -> tuple:
-    return _parse_networks(tuple(settings.POSTBACK_ALLOWED_NETWORKS))
+    """The networks an operator allowed. An invalid entry allows nothing (fail closed); the
+    system check postbacks.E001 refuses to start with one, see invalid_allowed_networks()."""
+    return _parse_networks(_entries())[0]
+
+
+def invalid_allowed_networks() -> tuple[tuple[str, str], ...]:
+    """(entry, why) for each POSTBACK_ALLOWED_NETWORKS entry that is not a network."""
+    return _parse_networks(_entries())[1]
+
+
+def _entries() -> tuple[str, ...]:
+    value = settings.POSTBACK_ALLOWED_NETWORKS or ()
+    if isinstance(value, str):  # set as one comma-separated string in a settings override
+        value = value.split(",")
+    return tuple(str(entry) for entry in value)
+
+
+def _allow_hint() -> str:
+    """How to allow a network, naming invalid entries that allow nothing."""
+    invalid = invalid_allowed_networks()
+    if not invalid:
+        return "an operator can allow a network with POSTBACK_ALLOWED_NETWORKS."
+    names = ", ".join(repr(entry) for entry, _ in invalid)
+    return (
+        f"POSTBACK_ALLOWED_NETWORKS has invalid entries that allow nothing ({names}); "
+        "use CIDRs such as 127.0.0.0/8,10.1.0.0/16."
+    )
 
 
 def is_explicitly_allowed(ip: IPAddress) -> bool:
@@ -113,8 +159,7 @@ def checked_address(host: str, port: int) -> IPAddress:
         if is_blocked(ip):
             raise DestinationRefused(
                 f"Destination not allowed: {host} resolves to a non-public address ({ip}). "
-                "Postbacks go to public addresses only; an operator can allow a network with "
-                "POSTBACK_ALLOWED_NETWORKS."
+                f"Postbacks go to public addresses only; {_allow_hint()}"
             )
     ip = addresses[0]
     if port not in settings.POSTBACK_ALLOWED_PORTS and not is_explicitly_allowed(ip):
@@ -162,8 +207,6 @@ def refusal_for_url(url: str) -> str | None:
         return "The URL's host part may not contain a backslash."
     ip = _literal_or_local(host)
     if ip is not None and is_blocked(ip):
-        return (
-            f"Postback URLs may not point at a non-public address ({ip}). An operator can "
-            "allow a network with POSTBACK_ALLOWED_NETWORKS."
-        )
+        hint = _allow_hint()
+        return f"Postback URLs may not point at a non-public address ({ip}); {hint}"
     return None

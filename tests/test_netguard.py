@@ -1,6 +1,7 @@
 """Where postbacks may go: public addresses only unless the operator allows a network."""
 
 import ipaddress
+import socket
 
 import pytest
 
@@ -37,6 +38,17 @@ BLOCKED = [
     "::ffff:100.64.0.1",
     "::127.0.0.1",
 ]
+
+
+def send_concurrently(method, url, *, headers, body=""):
+    with ConcurrentSender() as sender:
+        return sender.submit(method, url, headers, body).result(timeout=30)
+
+
+@pytest.fixture(params=["requests", "aiohttp"])
+def send(request):
+    """Both senders apply the same guard and redirect rules (postbacks/http.py, http_async.py)."""
+    return http.send if request.param == "requests" else send_concurrently
 
 
 @pytest.fixture(autouse=True)
@@ -91,8 +103,8 @@ def test_public_hostnames_are_not_refused_at_save_time():
         "http://[::1]:9/pb",
     ],
 )
-def test_send_refuses_loopback_without_connecting(url):
-    result = http.send("GET", url, headers={})
+def test_send_refuses_loopback_without_connecting(url, send):
+    result = send("GET", url, headers={})
     assert result.permanent and result.status is None
     assert "not allowed" in result.error
 
@@ -111,40 +123,57 @@ def test_send_refuses_loopback_without_connecting(url):
         "http://169.254.169.254/latest/meta-data",
     ],
 )
-def test_send_refuses_odd_spellings_of_blocked_addresses(url, monkeypatch):
+def test_send_refuses_odd_spellings_of_blocked_addresses(url, monkeypatch, send):
     def no_dns(host, *args, **kwargs):
         raise AssertionError(f"{host} should not need DNS")
 
     monkeypatch.setattr("socket.getaddrinfo", no_dns)
-    result = http.send("GET", url, headers={})
+    result = send("GET", url, headers={})
     assert result.permanent and result.status is None
     assert "not allowed" in result.error
 
 
-def test_send_refuses_a_url_two_parsers_read_differently(monkeypatch):
+def test_send_refuses_a_url_two_parsers_read_differently(monkeypatch, send):
     """urllib3 would connect to port 22 where urlsplit saw port 80 of a public host."""
     monkeypatch.setattr(netguard, "resolve", lambda host, port: [ipaddress.ip_address("8.8.8.8")])
-    result = http.send("GET", "http://127.0.0.1:22\\@8.8.8.8/pb", headers={})
-    assert result.permanent and "ambiguous" in result.error
+    result = send("GET", "http://127.0.0.1:22\\@8.8.8.8/pb", headers={})
+    assert result.permanent and result.status is None
+    # requests' sender sees two readings; yarl (aiohttp) refuses a backslash there outright.
+    assert "ambiguous" in result.error or "backslash" in result.error
 
 
-def test_send_refuses_when_any_resolved_address_is_private(monkeypatch):
+def test_send_refuses_when_any_resolved_address_is_private(monkeypatch, send):
     addresses = [ipaddress.ip_address("8.8.8.8"), ipaddress.ip_address("10.0.0.7")]
     monkeypatch.setattr(netguard, "resolve", lambda host, port: addresses)
-    result = http.send("GET", "https://tracker.example.com/pb", headers={})
+    result = send("GET", "https://tracker.example.com/pb", headers={})
     assert result.permanent and "10.0.0.7" in result.error
 
 
-def test_send_refuses_a_name_resolving_to_a_private_address(monkeypatch):
+def test_send_refuses_a_name_resolving_to_a_private_address(monkeypatch, send):
     monkeypatch.setattr(netguard, "resolve", lambda host, port: [ipaddress.ip_address("10.0.0.7")])
-    result = http.send("GET", "https://innocent.example.com/pb", headers={})
+    result = send("GET", "https://innocent.example.com/pb", headers={})
     assert result.permanent and "10.0.0.7" in result.error
 
 
-def test_send_refuses_non_standard_ports_on_public_addresses(monkeypatch):
-    monkeypatch.setattr(netguard, "resolve", lambda host, port: [ipaddress.ip_address("8.8.8.8")])
-    result = http.send("GET", "http://tracker.example.com:8080/pb", headers={})
-    assert result.permanent and "port 8080" in result.error
+@pytest.mark.parametrize(
+    ("url", "port"),
+    [
+        ("http://tracker.example.com:8080/pb", 8080),
+        ("https://tracker.example.com:22/pb", 22),
+        ("http://tracker.example.com.:6379/pb", 6379),
+        ("http://8.8.8.8:6379/pb", 6379),
+        ("http://good.com@8.8.8.8:25/pb", 25),
+    ],
+)
+def test_send_refuses_non_standard_ports_on_public_addresses(monkeypatch, send, url, port):
+    def public_dns(host, port, *args, **kwargs):
+        assert not host.startswith("8."), f"{host} should not need DNS"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("8.8.8.8", port))]
+
+    monkeypatch.setattr("socket.getaddrinfo", public_dns)
+    result = send("GET", url, headers={})
+    assert result.permanent and result.status is None
+    assert f"Destination not allowed: port {port}." in result.error
 
 
 def test_send_connects_to_the_checked_address_with_the_original_host_header(settings, monkeypatch):
@@ -229,17 +258,6 @@ def test_total_time_limit_ends_an_answer_that_drips(settings):
 # --- redirects ------------------------------------------------------------------------------
 
 
-def send_concurrently(method, url, *, headers, body=""):
-    with ConcurrentSender() as sender:
-        return sender.submit(method, url, headers, body).result(timeout=30)
-
-
-@pytest.fixture(params=["requests", "aiohttp"])
-def send(request):
-    """Both senders follow redirects by the same rules (postbacks/http.py, http_async.py)."""
-    return http.send if request.param == "requests" else send_concurrently
-
-
 @pytest.fixture
 def follow_redirects(settings):
     settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
@@ -283,3 +301,85 @@ def test_post_redirect_keeps_the_method_only_for_307_and_308(
         send("POST", first.url + "/pb", headers={}, body="a=1")
         assert second.requests[0].method == method
         assert second.requests[0].body == ("a=1" if method == "POST" else "")
+
+
+# --- a malformed POSTBACK_ALLOWED_NETWORKS ---------------------------------------------------
+
+BAD_NETWORKS = [["10.1.0.0/33"], ["abc"], ["127.0.0.0/8", " 10.1.0.0/33 "], ["fd00::/129"]]
+
+
+@pytest.mark.parametrize("networks", BAD_NETWORKS)
+def test_check_refuses_to_start_naming_the_bad_entry(settings, networks):
+    from postbacks.checks import allowed_networks_are_networks
+
+    settings.POSTBACK_ALLOWED_NETWORKS = networks
+    (error,) = allowed_networks_are_networks(None)
+    bad = networks[-1].strip()
+    assert error.id == "postbacks.E001" and error.is_serious()  # an Error, not a Warning
+    assert error.msg.startswith(f"POSTBACK_ALLOWED_NETWORKS has an invalid entry {bad!r}: ")
+    assert "CIDR" in error.hint
+
+
+@pytest.mark.parametrize("networks", [[], ["127.0.0.0/8", "10.1.0.0/16", "::1", "10.0.0.1/8"]])
+def test_check_accepts_valid_networks(settings, networks):
+    from postbacks.checks import allowed_networks_are_networks
+
+    settings.POSTBACK_ALLOWED_NETWORKS = networks
+    assert allowed_networks_are_networks(None) == []
+
+
+def test_manage_py_check_and_qcluster_fail_on_a_bad_network(settings):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+    from django_q.management.commands.qcluster import Command as QCluster
+
+    settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8", "10.1.0.0/33"]
+    with pytest.raises(SystemCheckError, match=r"postbacks\.E001.*'10\.1\.0\.0/33'"):
+        call_command("check")
+    assert QCluster.requires_system_checks  # qcluster runs the same checks before it starts
+    settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    call_command("check")
+
+
+@pytest.mark.parametrize("url", ["http://10.1.2.3/pb", "http://[::1]/pb", "http://8.8.8.8/pb"])
+def test_save_time_check_survives_a_bad_network(settings, url):
+    """No ValueError (a 500 in the admin and the API): a bad entry allows nothing."""
+    settings.POSTBACK_ALLOWED_NETWORKS = ["10.1.0.0/33"]
+    refusal = netguard.refusal_for_url(url)
+    if url == "http://8.8.8.8/pb":
+        assert refusal is None
+    else:
+        assert refusal.startswith("Postback URLs may not point at a non-public address")
+        assert "invalid entries that allow nothing ('10.1.0.0/33')" in refusal
+
+
+@pytest.mark.django_db
+def test_api_answers_400_not_500_for_an_ip_url_with_a_bad_network(settings, api_client):
+    from tests.factories import AffiliateFactory
+
+    settings.POSTBACK_ALLOWED_NETWORKS = ["abc"]
+    payload = {
+        "name": "Tracker",
+        "affiliate": AffiliateFactory().pk,
+        "scope": "global",
+        "statuses": ["approved"],
+        "conversion_types": ["lead"],
+        "method": "GET",
+        "url": "http://10.1.2.3/pb?c={affS1}",
+    }
+    response = api_client.post("/api/v1/postbacks/", payload, format="json")
+    assert response.status_code == 400, response.content
+    assert "'abc'" in response.json()["url"][0]
+
+
+def test_valid_entries_still_apply_next_to_a_bad_one(settings, send):
+    """Public destinations and the valid networks keep working (a bad entry used to fail every
+    delivery with "Invalid URL"); what the bad entry meant to allow is refused, naming it."""
+    settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8", "10.1.0.0/33"]
+    with Sink() as sink:
+        assert send("GET", sink.url + "/pb", headers={}).status == 200
+    assert netguard.checked_address("8.8.8.8", 443) == ipaddress.ip_address("8.8.8.8")
+    result = send("GET", "http://10.1.2.3/pb", headers={})
+    assert result.permanent and result.status is None
+    assert result.error.startswith("Destination not allowed: 10.1.2.3 resolves")
+    assert "'10.1.0.0/33'" in result.error
