@@ -15,10 +15,11 @@ schedule, permanent failures); the circuit breaker and auto-pause (postbacks/bre
 per endpoint per batch); the address guard, timeouts and redirect rules in the sender. A
 process that dies leaves claims that expire and the sweeper enqueues those deliveries again.
 
-One slow receiver cannot take every slot: a postback with POSTBACK_PER_HOST_CONCURRENCY
-requests in flight gets no more claimed until some finish, and the connector allows as many
-connections per host. Below that share a slow start (INITIAL_WINDOW) keeps a failing endpoint to
-a handful of requests until the circuit breaker opens.
+One slow receiver cannot take every slot: an endpoint (host:port, breaker.endpoint_key, however
+many postbacks point at it) with POSTBACK_PER_HOST_CONCURRENCY requests in flight gets no more
+claimed until some finish, and the connector allows as many connections per host. Below that
+share a slow start (INITIAL_WINDOW) keeps a failing endpoint to a handful of requests until the
+circuit breaker opens.
 """
 
 import logging
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # Seconds between looks at the in-flight requests (finished ones are logged, free slots refilled).
 TICK = 0.02
+# At most this many postback ids in a claim's "not these postbacks" list.
+MAX_SKIPPED = 500
 
 
 def due_unclaimed(now):
@@ -127,9 +130,11 @@ class _Drain:
         self.sender, self.own_sender = sender, sender is None
         self.deadline = deadline
         self.capacity = settings.POSTBACK_CONCURRENCY
-        self.per_postback = settings.POSTBACK_PER_HOST_CONCURRENCY
+        self.per_endpoint = settings.POSTBACK_PER_HOST_CONCURRENCY
         self.in_flight: dict = {}  # future -> (delivery, attempt)
-        self.load: Counter = Counter()  # postback id -> requests in flight
+        self.load: Counter = Counter()  # endpoint key -> requests in flight
+        self.endpoints: dict[int, str] = {}  # postback id -> endpoint key
+        self.postbacks: dict[str, set[int]] = {}  # endpoint key -> postback ids seen for it
         self.finished: list = []
         self.attempts = 0
         self.out_of_time = False
@@ -158,15 +163,18 @@ class _Drain:
                 self.out_of_time = True
                 _hand_over()
             return []
-        busy = [pk for pk, n in self.load.items() if n >= self.allowed(pk)]
-        self.held_back = bool(busy)  # those postbacks may have more due: look again
+        busy = [key for key, n in self.load.items() if n >= self.allowed(key)]
+        self.held_back = bool(busy)  # those endpoints may have more due: look again
         limit = min(room, settings.POSTBACK_BATCH_SIZE)
-        active = {pk: n for pk, n in self.load.items() if n}
-        if active:  # claim what the postbacks in flight have room for, and a little for others,
+        active = {key: n for key, n in self.load.items() if n}
+        if active:  # claim what the endpoints in flight have room for, and a little for others,
             # not a whole batch to give most of it back (a write per row, every tick)
-            headroom = sum(max(self.allowed(pk) - n, 0) for pk, n in active.items())
+            headroom = sum(max(self.allowed(key) - n, 0) for key, n in active.items())
             limit = min(limit, headroom + INITIAL_WINDOW)
-        claimed = claim_batch(limit, skip_postbacks=busy)
+        # The query knows postbacks, not hosts: skip the postbacks seen for a busy endpoint (up
+        # to MAX_SKIPPED, to keep the query small); _within_share hands back any others.
+        skip = sorted({pk for key in busy for pk in self.postbacks.get(key, ())})[:MAX_SKIPPED]
+        claimed = claim_batch(limit, skip_postbacks=skip)
         claimed = breaker.defer_open_endpoints(self._within_share(claimed))
         allow_revenue = TrackingSettings.load().allow_revenue_parameters if claimed else None
         for delivery in claimed:
@@ -178,33 +186,42 @@ class _Drain:
                 attempt.method, attempt.url, attempt.request_headers, attempt.request_body
             )
             self.in_flight[future] = (delivery, attempt)
-            self.load[delivery.postback_id] += 1
+            self.load[self.endpoint(delivery)] += 1
         return claimed
 
+    def endpoint(self, delivery: Delivery) -> str:
+        """The endpoint whose slots a delivery takes: host:port, as the breaker counts them."""
+        key = self.endpoints.get(delivery.postback_id)
+        if key is None:  # once per postback and drain, so in and out count the same endpoint
+            key = self.endpoints[delivery.postback_id] = endpoint_of(delivery.postback)
+            self.postbacks.setdefault(key, set()).add(delivery.postback_id)
+        return key
+
     def _within_share(self, claimed: list[Delivery]) -> list[Delivery]:
-        """Give back what would put a postback over its share of slots (others may take it)."""
+        """Give back what would put an endpoint over its share of slots (others may take it)."""
         keep, excess, planned = [], [], Counter(self.load)
         for delivery in claimed:
-            planned[delivery.postback_id] += 1
-            fits = planned[delivery.postback_id] <= self.allowed(delivery.postback_id)
-            (keep if fits else excess).append(delivery)
+            key = self.endpoint(delivery)
+            planned[key] += 1
+            (keep if planned[key] <= self.allowed(key) else excess).append(delivery)
         if excess:
             release([d.pk for d in excess])
         return keep
 
-    def allowed(self, postback_id: int) -> int:
-        """Requests this postback may have in flight: its slow-start window, within its share."""
-        return min(_windows.get(postback_id, INITIAL_WINDOW), self.per_postback)
+    def allowed(self, key: str) -> int:
+        """Requests this endpoint may have in flight: its slow-start window, within its share."""
+        return min(_windows.get(key, INITIAL_WINDOW), self.per_endpoint)
 
     def collect(self) -> None:
         for future in [f for f in self.in_flight if f.done()]:
             delivery, attempt = self.in_flight.pop(future)
-            self.load[delivery.postback_id] -= 1
+            key = self.endpoint(delivery)
+            self.load[key] -= 1
             try:
                 result = future.result()
             except Exception as exc:  # the sender never raises; keep the log complete anyway
                 result = HttpResult(error=f"Sending failed: {type(exc).__name__}: {exc}"[:300])
-            _adjust_window(delivery.postback_id, result, self.per_postback)
+            _adjust_window(key, result, self.per_endpoint)
             self.finished.append((delivery, attempt, result))
 
     def _sender(self):
@@ -221,19 +238,26 @@ class _Drain:
             self.sender.close()
 
 
-# Slow start, per postback and worker process (TCP's idea): a postback may first have
-# INITIAL_WINDOW requests in flight; each success allows one more (so the window doubles every
-# round trip) up to its share, and a failure shrinks it to one. An endpoint that hangs or fails
-# thus gets a handful of requests, not a whole batch, before the circuit breaker sets it aside.
+# Slow start, per endpoint (host:port) and worker process (TCP's idea): an endpoint may first
+# have INITIAL_WINDOW requests in flight, however many postbacks point at it; each success allows
+# one more (so the window doubles every round trip) up to its share, and a failure shrinks it to
+# one. An endpoint that hangs or fails thus gets a handful of requests, not a whole batch, before
+# the circuit breaker sets it aside.
 INITIAL_WINDOW = 8
-_windows: dict[int, int] = {}
+_windows: dict[str, int] = {}
 
 
-def _adjust_window(postback_id: int, result: HttpResult, share: int) -> None:
+def endpoint_of(postback) -> str:
+    """breaker.endpoint_key of the postback's URL; a URL without a host keeps its own slots."""
+    key = breaker.endpoint_key(postback.url)
+    return key if key.rpartition(":")[0] else f"postback:{postback.pk}"
+
+
+def _adjust_window(key: str, result: HttpResult, share: int) -> None:
     if result.permanent:  # a refused or unrenderable request says nothing about the endpoint
         return
-    window = _windows.get(postback_id, INITIAL_WINDOW)
-    _windows[postback_id] = min(window + 1, share) if result.ok else 1
+    window = _windows.get(key, INITIAL_WINDOW)
+    _windows[key] = min(window + 1, share) if result.ok else 1
 
 
 def _hand_over() -> None:

@@ -273,3 +273,49 @@ def test_the_window_grows_with_successes_up_to_the_share(settings):
     batch.drain(sender=sender)
     assert len(sender.calls) == 300
     assert batch.INITIAL_WINDOW < sender.peak["slow.example.com"] <= 40
+
+
+# --- slots per endpoint (host:port), not per postback ----------------------------------------
+
+
+def test_many_postbacks_on_one_hanging_host_get_one_window_in_total(settings):
+    """Ten postbacks pointing at one hanging tracker share its slow-start window: the host gets
+    INITIAL_WINDOW requests in all (not ten windows) before its breaker opens."""
+    settings.POSTBACK_BREAKER_THRESHOLD = 3
+    for i in range(10):
+        make_deliveries(10, url=f"https://hang.example.com/pb{i}?c={{affS1}}")
+    make_deliveries(5, url="https://healthy.example.com/pb?c={affS1}")
+    sender = FakeSender(hang_seconds=0.05)
+
+    batch.drain(sender=sender)
+
+    hanging = [c for c in sender.calls if c["url"].split("/")[2] == "hang.example.com"]
+    assert sender.peak["hang.example.com"] == batch.INITIAL_WINDOW
+    assert len(hanging) == batch.INITIAL_WINDOW  # then the breaker set the rest aside
+    assert Delivery.objects.filter(attempts=0).count() == 100 - batch.INITIAL_WINDOW
+    assert Delivery.objects.filter(state=DeliveryState.SUCCESS).count() == 5
+
+
+def test_the_per_host_share_holds_across_postbacks(settings):
+    settings.POSTBACK_PER_HOST_CONCURRENCY = 5
+    settings.POSTBACK_BREAKER_THRESHOLD = 0
+    for i in range(6):
+        make_deliveries(10, url=f"https://slow.example.com/pb{i}?c={{affS1}}")
+    make_deliveries(20, url="https://healthy.example.com/pb?c={affS1}")
+    sender = FakeSender(hang_seconds=0.02)
+
+    batch.drain(sender=sender)
+
+    assert 1 < sender.peak["slow.example.com"] <= 5
+    assert Delivery.objects.filter(state=DeliveryState.SUCCESS).count() == 80
+    assert DeliveryAttempt.objects.count() == 80
+
+
+def test_slots_are_keyed_like_the_breaker(settings):
+    def key(url):
+        return batch.endpoint_of(PostbackFactory(url=url))
+
+    assert key("https://HANG.example.com:443/a") == key("https://hang.example.com./b?x=1")
+    assert key("https://hang.example.com/a") == "hang.example.com:443"
+    assert key("http://hang.example.com/a") == "hang.example.com:80"
+    assert key("https://hang.example.com:8443/a") == "hang.example.com:8443"
