@@ -18,6 +18,9 @@ SECRET_KEY = env("SECRET_KEY", default="django-insecure-dev-only-change-me-in-pr
 DEBUG = env.bool("DEBUG", default=True)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Scheme and host the tracking links shown to copy start with (https://go.example.com).
+# Empty: the host the admin page was opened on.
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="").strip().rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -90,7 +93,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif env("TEST_DATABASE_NAME", default=""):
     # Lets two test runs share one PostgreSQL server without dropping each other's database.
     DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+# Reuse a connection for a minute instead of opening one per request (a new PostgreSQL
+# connection costs milliseconds); checked before reuse, so a restarted server is not a 500.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Broker and cache -----------------------------------------------------------------------
@@ -213,6 +219,8 @@ SPECTACULAR_SETTINGS = {
 POSTBACK_ALLOWED_NETWORKS = env.list("POSTBACK_ALLOWED_NETWORKS", default=[])
 # Ports allowed on public addresses (allowed networks may use any port).
 POSTBACK_ALLOWED_PORTS = [int(p) for p in env.list("POSTBACK_ALLOWED_PORTS", default=["80", "443"])]
+# A PEM file of CAs that replaces the default trust store for HTTPS postbacks (empty: default).
+POSTBACK_CA_BUNDLE = env.str("POSTBACK_CA_BUNDLE", default="")
 POSTBACK_CONNECT_TIMEOUT = env.float("POSTBACK_CONNECT_TIMEOUT", default=3.0)
 POSTBACK_READ_TIMEOUT = env.float("POSTBACK_READ_TIMEOUT", default=10.0)
 # The whole exchange (all redirect hops included) is cut off after this many seconds, so a
@@ -249,7 +257,7 @@ POSTBACK_MASK_SECRETS = env.bool("POSTBACK_MASK_SECRETS", default=True)
 POSTBACK_LOG_RETENTION_DAYS = env.int("POSTBACK_LOG_RETENTION_DAYS", default=90)
 # Concurrent dispatch (postbacks/batch.py, the default): a task claims due deliveries in
 # batches and keeps up to POSTBACK_CONCURRENCY requests in flight per worker process, at most
-# POSTBACK_PER_HOST_CONCURRENCY per postback and per host. It stops after POSTBACK_DRAIN_SECONDS
+# POSTBACK_PER_HOST_CONCURRENCY per endpoint (host:port). It stops after POSTBACK_DRAIN_SECONDS
 # (keep that + POSTBACK_TOTAL_TIMEOUT below Q_CLUSTER's timeout). Off: one request per task
 # (postbacks/delivery.py); both keep the same guarantees.
 POSTBACK_CONCURRENT_DISPATCH = env.bool("POSTBACK_CONCURRENT_DISPATCH", default=True)
