@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from .models import Affiliate, Offer
+from .models import DEFAULT_CLICK_FIELD, NO_TOKEN, Affiliate, Offer
 
 
 def copyable(text: str):
@@ -65,17 +65,51 @@ class AffiliateAdmin(DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
         # Links need the affiliate's id: show them once it is saved.
         return self.fieldsets if obj else self.fieldsets[:1]
 
+    def get_object(self, request, object_id, from_field=None):
+        affiliate = super().get_object(request, object_id, from_field)
+        if affiliate is not None:
+            # Read-only fields only get the object: the links are built on this request's host
+            # (when PUBLIC_BASE_URL is empty). Per object, so per request and thread-safe.
+            affiliate._admin_request = request
+        return affiliate
+
     @admin.display(description="Tracking links (active offers)")
     def tracking_links(self, affiliate):
         offers = Offer.objects.filter(active=True).order_by("name")
         if not offers:
             return "No active offers yet."
+        request = getattr(affiliate, "_admin_request", None)
+        field = affiliate.click_id_field()
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td></tr>",
-            ((offer.name, copyable(affiliate.tracking_path(offer))) for offer in offers),
+            (
+                (offer.name, copyable(affiliate.tracking_url(offer, request, field)))
+                for offer in offers
+            ),
         )
-        return format_html("<table><tbody>{}</tbody></table>", rows)
+        notes = []
+        if not affiliate.click_id_token:
+            notes.append(
+                format_html(
+                    "No click ID token is set: replace {} with the macro their tracker fills "
+                    "with its click ID, or set the token above.",
+                    NO_TOKEN,
+                )
+            )
+        if field != DEFAULT_CLICK_FIELD:
+            notes.append(
+                format_html(
+                    "Their click ID travels in {}: their postback sends {} back as the click ID.",
+                    field,
+                    "{" + field + "}",
+                )
+            )
+        return format_html(
+            "<table><tbody>{}</tbody></table>{}",
+            rows,
+            format_html_join("", "<p>{}</p>", ((note,) for note in notes)),
+        )
 
     @admin.display(description="Postbacks and log")
     def postback_links(self, affiliate):

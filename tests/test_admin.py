@@ -153,6 +153,49 @@ def test_affiliate_page_shows_a_copyable_tracking_link_with_the_click_id_token(s
     assert b"Summer sale" in page
 
 
+def test_affiliate_tracking_links_are_absolute_on_the_admin_host(superuser_client, settings):
+    settings.PUBLIC_BASE_URL = ""
+    settings.ALLOWED_HOSTS = ["admin.example.org"]
+    affiliate, offer = AffiliateFactory(click_id_token="{aff_sub}"), OfferFactory()
+
+    page = superuser_client.get(
+        admin_url(affiliate.__class__, "change", affiliate.pk), HTTP_HOST="admin.example.org"
+    ).content.decode()
+
+    link = f"http://admin.example.org/t/{offer.pk}/{affiliate.pk}/?affS1={{aff_sub}}"
+    assert f'value="{link}"' in page
+
+
+def test_affiliate_tracking_links_start_with_the_public_base_url(superuser_client, settings):
+    settings.PUBLIC_BASE_URL = "https://go.example.net/"
+    affiliate, offer = AffiliateFactory(click_id_token="#s2#"), OfferFactory()
+
+    page = superuser_client.get(admin_url(affiliate.__class__, "change", affiliate.pk)).text
+
+    assert f'value="https://go.example.net/t/{offer.pk}/{affiliate.pk}/?affS1=#s2#"' in page
+    assert "http://testserver/t/" not in page
+
+
+def test_affiliate_without_a_token_gets_the_placeholder_text_in_its_links(superuser_client):
+    affiliate, offer = AffiliateFactory(click_id_token=""), OfferFactory()
+
+    page = superuser_client.get(admin_url(affiliate.__class__, "change", affiliate.pk)).text
+
+    link = f"http://testserver/t/{offer.pk}/{affiliate.pk}/?affS1={{your click id token}}"
+    assert f'value="{link}"' in page
+    assert "No click ID token is set" in page
+
+
+def test_affiliate_links_carry_the_token_in_the_field_their_postback_returns(superuser_client):
+    affiliate, offer = AffiliateFactory(click_id_token="{clickid}"), OfferFactory()
+    PostbackFactory(affiliate=affiliate, url="https://t.example.com/pb?subid={affS3}&p={payout}")
+
+    page = superuser_client.get(admin_url(affiliate.__class__, "change", affiliate.pk)).text
+
+    assert f'value="http://testserver/t/{offer.pk}/{affiliate.pk}/?affS3={{clickid}}"' in page
+    assert "Their click ID travels in affS3" in page
+
+
 def test_tracking_settings_open_as_one_page_and_save(superuser_client):
     response = superuser_client.get(admin_url(TrackingSettings, "changelist"))
     assert response.status_code == 302

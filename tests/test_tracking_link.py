@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from conversions.models import Click
-from tests.factories import AffiliateFactory, OfferFactory
+from tests.factories import AffiliateFactory, OfferFactory, PostbackFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -128,6 +128,65 @@ def test_tracking_path_of_affiliate_resolves_to_the_tracking_link(client):
 
     assert response.status_code == 302
     assert Click.objects.get().aff_s1 == "{aff_sub}"
+
+
+def test_tracking_path_without_a_token_names_what_goes_there():
+    offer, affiliate = OfferFactory(), AffiliateFactory(click_id_token="")
+
+    path = affiliate.tracking_path(offer)
+
+    assert path == f"/t/{offer.pk}/{affiliate.pk}/?affS1={{your click id token}}"
+
+
+def test_tracking_url_is_absolute_on_public_base_url(settings, rf):
+    settings.PUBLIC_BASE_URL = "https://go.example.net/"
+    offer, affiliate = OfferFactory(), AffiliateFactory(click_id_token="{clickid}")
+
+    url = affiliate.tracking_url(offer, rf.get("/admin/", HTTP_HOST="admin.internal"))
+
+    assert url == f"https://go.example.net/t/{offer.pk}/{affiliate.pk}/?affS1={{clickid}}"
+
+
+def test_tracking_url_without_public_base_url_uses_the_request_host(settings, rf):
+    settings.PUBLIC_BASE_URL = ""
+    settings.ALLOWED_HOSTS = ["admin.example.org"]
+    offer, affiliate = OfferFactory(), AffiliateFactory(click_id_token="{clickid}")
+    request = rf.get("/admin/", HTTP_HOST="admin.example.org", secure=True)
+
+    url = affiliate.tracking_url(offer, request)
+
+    # The token's braces stay as written, ready for the affiliate's tracker to replace.
+    assert url == f"https://admin.example.org/t/{offer.pk}/{affiliate.pk}/?affS1={{clickid}}"
+
+
+def test_tracking_url_without_base_or_request_stays_relative(settings):
+    settings.PUBLIC_BASE_URL = ""
+    offer, affiliate = OfferFactory(), AffiliateFactory(click_id_token="{clickid}")
+
+    assert affiliate.tracking_url(offer) == affiliate.tracking_path(offer)
+
+
+def test_tracking_link_uses_the_click_field_of_the_affiliates_postback(client):
+    offer, affiliate = OfferFactory(), AffiliateFactory(click_id_token="{clickid}")
+    PostbackFactory(
+        affiliate=affiliate, url="https://t.example.com/pb?clickid={affS3}", active=False
+    )
+
+    path = affiliate.tracking_path(offer)
+    client.get(path)
+
+    assert path.endswith("?affS3={clickid}")
+    assert affiliate.click_id_field() == "affS3"
+    assert Click.objects.get().aff_s3 == "{clickid}"
+
+
+def test_an_active_postback_decides_the_click_field_over_an_inactive_one():
+    affiliate = AffiliateFactory()
+    PostbackFactory(affiliate=affiliate, url="https://t.example.com/pb?clickid={affS2}")
+    PostbackFactory(affiliate=affiliate, url="https://t.example.com/pb?subid={affS4}", active=False)
+
+    assert affiliate.click_id_field() == "affS2"
+    assert AffiliateFactory().click_id_field() == "affS1"
 
 
 def test_post_to_tracking_link_is_not_allowed(client):
