@@ -1,21 +1,28 @@
 """The postback assistant: read an affiliate platform's postback URL, propose our postback for it.
 
-`analyse` is a plain function of its arguments (no queries, no writes) and never raises: odd
-input gives a mapping with clear "could not map" messages instead. `create_postback` at the bottom
-is the one write, shared by the admin page. The platform catalog is `platforms.toml`.
+`analyse` is a plain function of its arguments and the address settings (no queries, no writes)
+and never raises: odd input gives a mapping with clear "could not map" messages instead. It runs
+the postback form's URL checks too, so `ok` is never True for what creation would refuse.
+`create_postback` at the bottom is the one write, shared by the admin page. The platform catalog
+is `platforms.toml`.
 """
 
 import functools
+import ipaddress
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote_plus, urlsplit
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
 
+from . import netguard
 from .placeholders import lookup
+from .validation import validate_postback_config
 
 CATALOG_PATH = Path(__file__).with_name("platforms.toml")
 GENERIC = "generic"
@@ -164,6 +171,8 @@ class Platform:
     hosts: tuple = ()
     path: str = ""
     match_params: tuple = ()
+    match_tokens: tuple = ()
+    macros: dict = field(default_factory=dict)
     notes: str = ""
     source: str = ""
     verified: bool = True
@@ -171,6 +180,11 @@ class Platform:
     def role_of(self, name: str) -> str | None:
         wanted = name.lower()
         return next((role for role, p in self.params.items() if p.lower() == wanted), None)
+
+    def role_of_macro(self, inner: str | None) -> str | None:
+        """The role of one of the platform's own macros in a value ({Payout} → payout); exact
+        case, as platforms such as Impact read them."""
+        return self.macros.get(inner) if inner else None
 
     def is_fixed(self, name: str) -> bool:
         return name.lower() in (f.lower() for f in self.fixed)
@@ -199,6 +213,12 @@ def _platform(entry: dict) -> Platform:
         hosts=tuple(match.get("hosts", ())),
         path=match.get("path", ""),
         match_params=tuple(match.get("params", ())),
+        match_tokens=tuple(match.get("tokens", ())),
+        macros={
+            macro: role
+            for role, names in entry.get("macros", {}).items()
+            for macro in ([names] if isinstance(names, str) else names)
+        },
         notes=entry.get("notes", ""),
         source=entry.get("source", ""),
         verified=entry.get("verified", True),
@@ -237,7 +257,8 @@ class Analysis:
 
     @property
     def ok(self) -> bool:
-        """Whether the proposed postback can be created as it stands."""
+        """Whether the proposed postback can be created as it stands: the postback form's URL
+        checks and the delivery guard's port rule are among the problems."""
         return not self.problems and bool(self.postback.get("url"))
 
     def to_dict(self) -> dict:
@@ -320,6 +341,11 @@ def _literal(raw: str) -> str:
     return re.sub(r"%(?![0-9A-Fa-f]{2})", "%25", quoted)
 
 
+def _short(value: str, limit: int = 60) -> str:
+    """A value as quoted in a message: long ones cut, so a 20 000-character value stays readable."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
 def _decode(raw: str) -> str:
     return unquote_plus(raw)
 
@@ -373,7 +399,52 @@ class _Analyser:
         self._map_params(params)
         query = "&".join(self._pair(p) for p in params if p.state != "dropped")
         template = f"{scheme}://{netloc}{path}" + (f"?{query}" if query else "")
+        self._check_destination(template)
         return self._result(template, params, conversion_types=conversion_types)
+
+    def _check_destination(self, template: str) -> None:
+        """What creation and delivery would refuse, found now, so `ok` means both accept it:
+        the postback form's URL checks (shape, port number, literally blocked addresses such as
+        127.0.0.1 or 169.254.169.254, backslashes ...) and the delivery guard's port rule."""
+        values = {"url": template, "method": "GET", "statuses": ["approved"], "scope": "global"}
+        try:
+            validate_postback_config(values, allow_revenue=self.allow_revenue)
+        except ValidationError as error:
+            for message in error.message_dict.get("url", []):
+                if message not in self.problems:
+                    self.problems.append(message)
+        port_problem = self._port_problem(template)
+        if port_problem:
+            self.problems.append(port_problem)
+
+    def _port_problem(self, template: str) -> str | None:
+        parts = urlsplit(template)
+        try:
+            port = parts.port
+        except ValueError:
+            return None  # the form's check above reported it
+        port = port or (443 if parts.scheme == "https" else 80)
+        allowed = settings.POSTBACK_ALLOWED_PORTS
+        if port in allowed:
+            return None
+        host = (parts.hostname or "").rstrip(".")
+        ip = netguard.literal_address(host)
+        if ip is None and (host == "localhost" or host.endswith(".localhost")):
+            ip = ipaddress.ip_address("127.0.0.1")  # as the guard reads localhost names
+        if ip is not None and (netguard.is_explicitly_allowed(ip) or netguard.is_blocked(ip)):
+            return None  # any port inside an allowed network; a blocked one is reported above
+        ports = ", ".join(map(str, allowed))
+        if ip is None and netguard.allowed_networks():
+            self.notes.append(
+                f"Port {port} is reached only if {host} resolves into POSTBACK_ALLOWED_NETWORKS; "
+                f"on a public address deliveries go to ports {ports} only."
+            )
+            return None
+        return (
+            f"Port {port} is not allowed: postbacks to public addresses go to ports {ports} only "
+            "(POSTBACK_ALLOWED_PORTS), so every delivery would be refused. Use the platform's "
+            "URL without the port, or ask the affiliate for one on a standard port."
+        )
 
     def _chosen_platform(self) -> Platform | None:
         if not self.platform_key or self.platform_key == "auto":
@@ -387,7 +458,10 @@ class _Analyser:
         return found
 
     def _parse(self, text: str):
-        masked, tokens = _mask(re.sub(r"[\r\n\t]", "", text))
+        text = re.sub(r"[\r\n\t]", "", text)
+        # The two characters that mark masked tokens, should they be pasted, are encoded.
+        text = text.replace("\ue000", "%EE%80%80").replace("\ue001", "%EE%80%81")
+        masked, tokens = _mask(text)
         if masked.startswith("//"):
             masked = "https:" + masked
         elif not re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://", masked):
@@ -443,20 +517,34 @@ class _Analyser:
     def _map_path(self, path: str) -> str:
         masked, tokens = _mask(path)
 
-        def replace(match: re.Match) -> str:
-            token = tokens[int(match.group(1))]
-            role = _role_of_token(_token_name(token) or "")
+        def replace_token(number: int) -> str:
+            token = tokens[number]
+            inner = _token_name(token) or ""
+            if _is_ours(token, inner):
+                placeholder = lookup(inner).token
+                explanation = self._explain(token, "ours", placeholder=placeholder)
+                self.mappings.append(
+                    Mapping(token, token, placeholder, "mapped", explanation, "path")
+                )
+                return placeholder
+            role = self.platform.role_of_macro(inner) if self.platform else None
+            role = role or _role_of_token(inner)
             role = "click_id" if role == "click_candidate" else role
             if role is None or role == "sub":
                 self._flag_path(token)
                 return _literal(token)
-            placeholder = self._placeholder(role, _token_name(token) or "")
+            placeholder = self._placeholder(role, inner)
             self.mappings.append(
                 Mapping(token, token, placeholder, "mapped", self._explain(token, role), "path")
             )
             return placeholder
 
-        result = re.sub(r"%(?![0-9A-Fa-f]{2})", "%25", _MASK_RE.sub(replace, masked))
+        # Text between tokens is kept, made safe like literal values ({}, spaces, a lone %).
+        pieces = _MASK_RE.split(masked)  # text, token number, text, ...
+        result = "".join(
+            replace_token(int(piece)) if n % 2 else _literal(piece)
+            for n, piece in enumerate(pieces)
+        )
         for word in re.findall(r"[^/]+", result):
             if word.upper() in PATH_WORDS:
                 self._flag_path(word)
@@ -510,7 +598,9 @@ class _Analyser:
         if self.platform and self.platform.is_fixed(param.name):
             param.role = "fixed"
             return
-        role = self.platform.role_of(param.name) if self.platform else None
+        role = None
+        if self.platform:
+            role = self.platform.role_of_macro(inner) or self.platform.role_of(param.name)
         param.role = role or _role_of_name(param.name) or _role_of_token(inner or "")
 
     def _choose_click_id(self, params: list[_Param]) -> None:
@@ -547,10 +637,24 @@ class _Analyser:
         elif role is None:
             param.state = "unmapped"
             param.explanation = (
-                f"Could not map {shown!r} ({param.value!r}): no placeholder of ours fits; it is "
-                "sent literally. Replace it with a placeholder or remove it before activating."
+                f"Could not map {shown!r} ({_short(param.value)!r}): no placeholder of ours "
+                "fits; it is sent literally. Replace it with a placeholder or remove it before "
+                "activating."
             )
-            self.problems.append(f"Could not map the parameter {shown!r} ({param.value!r}).")
+            self.problems.append(
+                f"Could not map the parameter {shown!r} ({_short(param.value)!r})."
+            )
+        elif role == "sub" and self._placeholder(role, param.name) == self._click_placeholder():
+            param.state = "unmapped"
+            param.explanation = (
+                f"Could not map {shown!r}: it would be the affiliate's sub id in "
+                f"{self.click_field}, but {self.click_field} carries the click id (the chosen "
+                "click field); it is sent as pasted."
+            )
+            self.problems.append(
+                f"{shown!r} and the click id would both travel in {self.click_field}: choose "
+                "another click field, or remove the parameter."
+            )
         elif role == "sale_amount" and not self.allow_revenue:
             param.state = "unmapped"
             param.explanation = (
@@ -570,22 +674,27 @@ class _Analyser:
             if param.role == "fixed"
             else ("not a value we fill")
         )
-        param.explanation = f"{shown!r} kept as {param.value!r}: {why}, sent as pasted."
+        param.explanation = f"{shown!r} kept as {_short(param.value)!r}: {why}, sent as pasted."
         if param.role == "fixed" and _looks_like_placeholder(param.value):
             self.problems.append(
-                f"Put the affiliate's own value into {shown!r} (now {param.value!r})."
+                f"Put the affiliate's own value into {shown!r} (now {_short(param.value)!r})."
             )
+
+    def _click_placeholder(self) -> str:
+        return "{" + self.click_field + "}"
 
     def _placeholder(self, role: str, name: str) -> str:
         if role == "click_id":
-            return "{" + self.click_field + "}"
+            return self._click_placeholder()
         if role == "sub":
             number = _NUMBERED_SUB.fullmatch(_norm(name))
             return "{affS" + (number.group(1) if number else "2") + "}"
         return "{" + ROLE_PLACEHOLDER[role] + "}"
 
-    def _explain(self, shown: str, role: str, param: _Param | None = None) -> str:
-        placeholder = param.placeholder if param else self._placeholder(role, shown)
+    def _explain(self, shown: str, role: str, param: _Param | None = None, placeholder=None) -> str:
+        placeholder = placeholder or (
+            param.placeholder if param else self._placeholder(role, shown)
+        )
         meaning = ROLE_MEANING[role].format(
             placeholder=placeholder, token=self._token(), field=self.click_field
         )
@@ -594,7 +703,7 @@ class _Analyser:
             pairs = ", ".join(f"{k} → {v}" for k, v in list(self._status_map().items())[:4])
             text = text[:-1] + f", translated by the status map ({pairs} ...)."
         if param and param.value and not _looks_like_placeholder(param.value):
-            text += f" Replaces the example value {param.value!r}."
+            text += f" Replaces the example value {_short(param.value)!r}."
         return text
 
     def _pair(self, param: _Param) -> str:
@@ -603,7 +712,9 @@ class _Analyser:
         return f"{name}={value}" if param.has_value or param.state == "mapped" else name
 
     def _token(self) -> str:
-        if self.platform and self.platform.key != GENERIC:
+        # A platform without a click-id macro of its own (Impact: the affiliate's tracker fills
+        # it) reads like the generic shape: the affiliate's saved token, else the common one.
+        if self.platform and self.platform.key != GENERIC and self.platform.click_id_token:
             return self.platform.click_id_token
         saved = getattr(self.affiliate, "click_id_token", "")
         return saved or platforms()[GENERIC].click_id_token
@@ -685,15 +796,18 @@ class _Analyser:
 def _recognise(netloc: str, path: str, params: list[_Param]) -> tuple[Platform | None, str]:
     host = (urlsplit(f"//{netloc}").hostname or "").lower()
     names = {p.name.lower() for p in params}
+    values = " ".join([path, *(p.value for p in params)])
     best, best_score, reason = None, 0, ""
     for platform in platforms().values():
-        score, why = _score(platform, host, path, names)
+        score, why = _score(platform, host, path, names, values)
         if score > best_score:
             best, best_score, reason = platform, score, why
     return (best, reason) if best else (None, "generic")
 
 
-def _score(platform: Platform, host: str, path: str, names: set[str]) -> tuple[int, str]:
+def _score(
+    platform: Platform, host: str, path: str, names: set[str], values: str
+) -> tuple[int, str]:
     if any(host == h or host.endswith("." + h) for h in platform.hosts):
         return 100, f"host {host}"
     score, why = 0, []
@@ -703,6 +817,10 @@ def _score(platform: Platform, host: str, path: str, names: set[str]) -> tuple[i
     if wanted and all(n in names for n in wanted):
         score += 10 + len(wanted)
         why.append("parameters " + ", ".join(platform.match_params))
+    # The platform's own macros in the values (exact case: {SubId1} is Impact's, {subid1} not).
+    if platform.match_tokens and all(token in values for token in platform.match_tokens):
+        score += 20 + len(platform.match_tokens)
+        why.append("macros " + ", ".join(platform.match_tokens))
     return score, " and ".join(why)
 
 
@@ -741,6 +859,38 @@ def _click_rank(param: _Param) -> tuple[int, int]:
     inner = _norm(_token_name(param.value) or "")
     rank = CLICK_ID_NAMES.index(inner) if inner in CLICK_ID_NAMES else 99
     return required, len(CLICK_ID_NAMES) + rank
+
+
+def click_field_of(template: str) -> str | None:
+    """The affS field a postback URL template sends back as the click id, or None if unclear.
+
+    So the affiliate's tracking links carry their token in the field the assistant chose
+    (affS3 ...). Only a parameter named like a click id (clickid, subid, cid ... or a catalog
+    platform's click-id parameter such as CAKE's r) carrying {affSn} counts; numbered subs such
+    as sub2 or s3 do not, since affS2..affS5 are usually the affiliate's own sub ids there.
+    """
+    try:
+        query = urlsplit(template).query if isinstance(template, str) else ""
+    except ValueError:
+        return None
+    names = _click_parameter_names()
+    found = []
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        placeholder = lookup(_token_name(_decode(value)) or "")
+        key = _norm(_decode(name))
+        if placeholder is None or placeholder.name not in CLICK_FIELDS or key not in names:
+            continue
+        if _NUMBERED_SUB.fullmatch(key) is None:
+            found.append((names.index(key), placeholder.name))
+    return min(found)[1] if found else None
+
+
+@functools.cache
+def _click_parameter_names() -> list[str]:
+    """Click-id parameter names, the common ones first, then the catalog's own."""
+    catalog = [_norm(p.params["click_id"]) for p in platforms().values() if "click_id" in p.params]
+    return list(dict.fromkeys([*CLICK_ID_NAMES, *catalog]))
 
 
 @transaction.atomic

@@ -8,8 +8,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
-from affiliates.models import Affiliate, Offer
+from affiliates.models import Affiliate, Offer, public_url
 from conversions.models import ConversionStatus, ConversionType
 
 from .assistant import CLICK_FIELDS, analyse, create_postback, platform_choices
@@ -89,7 +90,7 @@ def assistant_view(request, model_admin):
         context |= {
             "analysis": analysis,
             "create": create,
-            "tracking_links": _tracking_links(analysis, start.cleaned_data["affiliate"]),
+            "tracking_links": _tracking_links(request, analysis, start.cleaned_data["affiliate"]),
         }
     context |= {
         **model_admin.admin_site.each_context(request),
@@ -147,21 +148,32 @@ def _create(request, model_admin, analysis, cleaned: dict, create: CreateForm):
         statuses=create.cleaned_data["statuses"],
     )
     model_admin.log_addition(request, postback, [{"added": {}}])
-    text = f"Created the postback “{postback}”, inactive. Review it, send a test, then activate it."
+    change = reverse("admin:postbacks_postback_change", args=[postback.pk])
+    text = format_html(
+        "Created the postback “{}”, inactive. Review it, "
+        '<a href="{}#pb-test-panel">send a test postback</a> (or follow the '
+        '<a href="{}">walkthrough</a>), then activate it.',
+        postback,
+        change,
+        reverse("admin:postbacks_postback_walkthrough", args=[postback.pk]),
+    )
     if not had_token and affiliate.click_id_token:
-        text += f" {affiliate}'s click-id token is now {affiliate.click_id_token}."
+        text = format_html(
+            "{} {}'s click-id token is now {}.", text, affiliate, affiliate.click_id_token
+        )
     messages.success(request, text)
     return postback
 
 
-def _tracking_links(analysis, affiliate) -> list[tuple[str, str]]:
+def _tracking_links(request, analysis, affiliate) -> list[tuple[str, str]]:
+    """Ready-to-copy links with the token in the chosen click field, as the postback reads it."""
     if not analysis.tracking_link:
         return []
     offers = Offer.objects.filter(active=True).order_by("-created")[:TRACKING_LINK_OFFERS]
-    links = [(str(offer), _link_for(analysis, affiliate, offer)) for offer in offers]
-    return links or [("any offer", analysis.tracking_link)]
+    links = [(str(offer), _link_for(request, analysis, affiliate, offer)) for offer in offers]
+    return links or [("any offer", public_url(analysis.tracking_link, request))]
 
 
-def _link_for(analysis, affiliate, offer) -> str:
+def _link_for(request, analysis, affiliate, offer) -> str:
     track = reverse("track-click", args=[offer.pk, affiliate.pk])
-    return f"{track}?{analysis.click_id_field}={analysis.click_id_token}"
+    return public_url(f"{track}?{analysis.click_id_field}={analysis.click_id_token}", request)

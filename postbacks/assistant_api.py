@@ -82,7 +82,9 @@ class PostbackAnalysisSerializer(serializers.Serializer):
     ok = serializers.BooleanField(help_text="True when the proposal can be created as it is.")
     click_id_token = serializers.CharField()
     click_id_field = serializers.CharField()
-    tracking_link = serializers.CharField(help_text="Our tracking link with the token in affS1.")
+    tracking_link = serializers.CharField(
+        help_text="Our tracking link (a path) with the click-id token in click_id_field."
+    )
     mappings = MappingSerializer(many=True)
     problems = serializers.ListField(child=serializers.CharField())
     notes = serializers.ListField(child=serializers.CharField())

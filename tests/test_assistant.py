@@ -4,8 +4,10 @@ from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.core.exceptions import ValidationError
 
-from postbacks.assistant import GENERIC, analyse, platforms
+from postbacks import assistant
+from postbacks.assistant import GENERIC, analyse, click_field_of, platforms
 from postbacks.rendering import render_request
 from postbacks.validation import validate_postback_config
 from tests.factories import (
@@ -73,7 +75,9 @@ def test_choosing_a_platform_without_a_url_proposes_its_example_shape(key):
     analysis = analyse("", platform=key)
 
     assert analysis.platform == key
-    assert analysis.click_id_token == platforms()[key].click_id_token
+    # A platform without a macro of its own (Impact) proposes the common one, like generic.
+    expected = platforms()[key].click_id_token or platforms()[GENERIC].click_id_token
+    assert analysis.click_id_token == expected
     assert "{affS1}" in analysis.postback["url"]
     assert any("example shape" in note for note in analysis.notes)
 
@@ -126,6 +130,47 @@ def test_the_click_id_goes_to_the_chosen_aff_s_field():
 
     assert analysis.postback["url"] == "https://t.example.com/pb?subid={affS3}"
     assert analysis.tracking_link.endswith("?affS3={clickid}")
+
+
+@pytest.mark.django_db
+def test_tracking_link_and_postback_use_the_same_chosen_field():
+    affiliate, offer = AffiliateFactory(), OfferFactory()
+    analysis = analyse(
+        platforms()["cake"].example_url, affiliate=affiliate, offer=offer, click_field="affS4"
+    )
+
+    assert analysis.tracking_link == f"/t/{offer.pk}/{affiliate.pk}/?affS4=#reqid#"
+    assert "r={affS4}" in analysis.postback["url"]
+    assert "{affS1}" not in analysis.postback["url"]
+    assert click_field_of(analysis.postback["url"]) == "affS4"
+    assert any("into affS4" in m.explanation for m in analysis.mappings)
+
+
+def test_a_sub_id_in_the_chosen_click_field_is_flagged():
+    analysis = analyse("https://t.example.com/pb?s1=REPLACE&s3=OPTIONAL", click_field="affS3")
+
+    [s3] = [m for m in analysis.mappings if m.parameter == "s3"]
+    assert s3.state == "unmapped"
+    assert not analysis.ok
+    assert any("both travel in affS3" in problem for problem in analysis.problems)
+
+
+@pytest.mark.parametrize(
+    ("template", "field"),
+    [
+        ("https://t.example.com/pb?clickid={affS1}&payout={payout}", "affS1"),
+        ("https://t.example.com/pb?subid={affS3}&sub2={affS2}", "affS3"),
+        ("https://t.example.com/pb?s2={affS2}&s1={affS4}", "affS4"),
+        ("https://track.example/p.ashx?o=1&e=2&r={aff_s5}", "affS5"),  # CAKE's r, an alias
+        ("https://t.example.com/pb?sub2={affS2}&clickid={cid}", None),  # our own click id
+        ("https://t.example.com/conv/{affS3}", None),
+        ("https://t.example.com/pb?payout={payout}", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_click_field_of_a_template(template, field):
+    assert click_field_of(template) == field
 
 
 @pytest.mark.django_db
@@ -322,30 +367,259 @@ def test_unknown_platform_is_a_clear_problem():
     assert any("Unknown platform 'nope'" in problem for problem in analysis.problems)
 
 
-@pytest.mark.parametrize(
-    "pasted",
-    [
-        "",
-        None,
-        12,
-        "garbage string",
-        "ftp://example.com/file",
-        "http://[::1/",
-        "https://",
-        "?clickid=1",
-        "https://t.example.com/%%?=&&==&clickid",
-        "https://t.example.com/pb?" + "&".join(f"p{n}=REPLACE" for n in range(300)),
-        "https://t.example.com/pb?clickid={{{{{",
-        "https://t.example.com/pb?clickid=\x00\ue000\ue001",
-        "\n\t https://t.example.com/pb?clickid=REPLACE \n",
-    ],
-)
-def test_odd_input_never_raises(pasted):
+LONG_URL = "https://t.example.com/pb?clickid=REPLACE&note=" + "a" * 20_000
+ODD_INPUTS = [
+    "",
+    None,
+    12,
+    "garbage string",
+    "ftp://example.com/file",
+    "http://[::1/",
+    "https://",
+    "?clickid=1",
+    "https://t.example.com/%%?=&&==&clickid",
+    "https://t.example.com/pb?" + "&".join(f"p{n}=REPLACE" for n in range(300)),
+    "https://t.example.com/pb?clickid={{{{{",
+    "https://t.example.com/pb?clickid=\x00\ue000\ue001",
+    "\n\t https://t.example.com/pb?clickid=REPLACE \n",
+    # The characters the analyser masks tokens with, pasted with a number between them.
+    "https://t.example.com/\ue0009\ue001/pb?clickid=\ue0003\ue001",
+    "https://\ue0000\ue001/pb?clickid=1",
+    "https://t.example.com/conv/{clickid}/{payout}/#s2#",
+    "https://t.example.com/pb/{}/{affS1}/?clickid=REPLACE",
+    "https://t.example.com/pb?clickid=REPLACE#frag?x=1&y={payout}",
+    "https://t.example.com/pb?clickid=REPLACE&clickid=2&ClickId=3&payout=1&payout=2",
+    "HTTPS://T.EXAMPLE.COM/PB?CLICKID=REPLACE&PAYOUT=OPTIONAL&STATUS=OPTIONAL",
+    "https://t.example.com/pb?clickid=%257Bclickid%257D&payout=%24%7Bpayout%7D&x=%ZZ",
+    "https://t.example.com/postback",
+    "https://t.example.com",
+    "   ",
+    "\t\n",
+    "javascript:alert(1)",
+    "javascript://t.example.com/%0Aalert(1)",
+    "JAVASCRIPT:fetch('//t.example.com')",
+    "data:text/html,<b>x</b>",
+    LONG_URL,
+    "https://t.example.com/pb?" + "&".join(f"clickid{n}=REPLACE" for n in range(2000)),
+    "https://bücher.example/pb?clickid=REPLACE",
+    "https://xn--bcher-kva.example/pb?clickid=REPLACE",
+    "https://трекер.пример/pb?clickid={clickid}&сумма={payout}",
+    "https://t.example.com:abc/pb?clickid=1",
+    "https://t.example.com:/pb?clickid=1",
+    "https://user:pw@t.example.com/pb?clickid=1",
+    "https://a:22\\@b.example/pb?clickid=1",
+    "https://[::ffff:127.0.0.1]/pb?clickid=1",
+    "https://t.example.com/pb?clickid=\ud800",
+    "https://t.example.com/pb?clickid={" + "a" * 5000 + "}",
+]
+
+
+@pytest.fixture
+def catch_all_fails(monkeypatch):
+    """analyse() turns a crash into "Could not read this URL (KeyError)": here a crash fails."""
+
+    def crashed(url, problem):
+        raise AssertionError(f"analyse() crashed on {str(url)[:80]!r}: {problem}")
+
+    monkeypatch.setattr(assistant, "_failed", crashed)
+
+
+@pytest.mark.parametrize("pasted", ODD_INPUTS, ids=lambda value: repr(value)[:40])
+def test_odd_input_never_raises(pasted, catch_all_fails):
     analysis = analyse(pasted)
 
     assert analysis.to_dict()["ok"] in (True, False)
     if not analysis.ok:
         assert analysis.problems
+    assert not any(p.startswith("Could not read this URL (") for p in analysis.problems)
+
+
+def test_a_crash_inside_the_analysis_is_what_the_spy_catches(monkeypatch, catch_all_fails):
+    """The spy above sees the catch-all: a crash in a step fails the odd-input test."""
+    monkeypatch.setattr(assistant._Analyser, "_map_params", lambda self, params: {}["boom"])
+
+    with pytest.raises(AssertionError, match="KeyError"):
+        analyse("https://t.example.com/pb?clickid=REPLACE")
+
+
+@pytest.mark.parametrize(
+    ("pasted", "problem"),
+    [
+        ("", "Paste the postback URL"),
+        ("   ", "Paste the postback URL"),
+        ("javascript:alert(1)", "does not look like a URL"),
+        ("javascript://t.example.com/%0Aalert(1)", "http or https, not javascript:"),
+        ("https://t.example.com/postback", "click-id parameter"),
+        ("https://t.example.com", "click-id parameter"),
+    ],
+)
+def test_odd_input_that_cannot_be_created_says_why(pasted, problem, catch_all_fails):
+    analysis = analyse(pasted)
+
+    assert not analysis.ok
+    assert any(problem in text for text in analysis.problems), analysis.problems
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("pasted", "template"),
+    [
+        (
+            "https://t.example.com/pb?clickid=REPLACE#frag?x=1&y={payout}",
+            "https://t.example.com/pb?clickid={affS1}",
+        ),
+        (
+            "https://t.example.com/pb?clickid=REPLACE&clickid=2&ClickId=3&payout=1&payout=2",
+            "https://t.example.com/pb?clickid={affS1}&payout={payout}",
+        ),
+        (
+            "HTTPS://T.EXAMPLE.COM/PB?CLICKID=REPLACE&PAYOUT=OPTIONAL",
+            "https://T.EXAMPLE.COM/PB?CLICKID={affS1}&PAYOUT={payout}",
+        ),
+        (
+            "https://t.example.com/conv/{clickid}/{affS2}?sum=%24%7Bsum%7D",
+            "https://t.example.com/conv/{affS1}/{affS2}?sum={payout}",
+        ),
+        (
+            "https://t.example.com/pb/{}/?clickid=REPLACE",
+            "https://t.example.com/pb/%7B%7D/?clickid={affS1}",
+        ),
+        (
+            "https://bücher.example/pb?clickid=REPLACE",
+            "https://bücher.example/pb?clickid={affS1}",
+        ),
+    ],
+)
+def test_odd_but_readable_urls_give_a_postback_that_can_be_created(
+    pasted, template, catch_all_fails
+):
+    analysis = analyse(pasted)
+
+    assert analysis.ok, analysis.problems
+    assert analysis.postback["url"] == template
+    _create_proposed(analysis)  # passes the postback validation
+
+
+def test_a_very_long_url_is_read_whole(catch_all_fails):
+    analysis = analyse(LONG_URL)
+
+    assert analysis.ok, analysis.problems
+    assert analysis.postback["url"].endswith("&note=" + "a" * 20_000)
+
+
+def test_a_long_value_is_cut_in_messages():
+    analysis = analyse("https://t.example.com/pb?clickid=REPLACE&zone={" + "z" * 5000 + "}")
+
+    assert not analysis.ok
+    assert max(len(problem) for problem in analysis.problems) < 200
+
+
+# What creation or delivery would refuse is a problem already in the analysis.
+
+REFUSED = [
+    ("http://127.0.0.1/pb?clickid=REPLACE", "non-public address (127.0.0.1)"),
+    ("http://169.254.169.254/latest?clickid=REPLACE", "non-public address (169.254.169.254)"),
+    ("http://localhost/pb?clickid=REPLACE", "non-public address (127.0.0.1)"),
+    ("http://2130706433/pb?clickid=REPLACE", "non-public address (127.0.0.1)"),
+    ("https://[::1]/pb?clickid=REPLACE", "non-public address (::1)"),
+    ("https://t.example.com:99999/pb?clickid=REPLACE", "port must be a number"),
+    ("https://t.example.com:8080/pb?clickid=REPLACE", "Port 8080 is not allowed"),
+    ("http://8.8.8.8:8443/pb?clickid=REPLACE", "Port 8443 is not allowed"),
+    ("https://a:22\\@b.example/pb?clickid=REPLACE", "backslash"),
+]
+
+
+@pytest.mark.parametrize(("pasted", "problem"), REFUSED)
+def test_destinations_creation_or_delivery_refuses_are_problems(
+    pasted, problem, settings, catch_all_fails
+):
+    settings.POSTBACK_ALLOWED_NETWORKS = []
+    analysis = analyse(pasted)
+
+    assert not analysis.ok
+    assert any(problem in text for text in analysis.problems), analysis.problems
+    assert analysis.postback["url"]  # the proposal is still shown, with the reason
+
+
+def test_the_form_refuses_what_the_analysis_reports_from_its_checks(settings):
+    settings.POSTBACK_ALLOWED_NETWORKS = []
+    for pasted, _ in REFUSED[:6]:
+        proposal = analyse(pasted).postback
+        values = {**proposal, "scope": "global", "currency": "", "body_format": "form"}
+        del values["conversion_types"]
+        with pytest.raises(ValidationError) as refused:
+            validate_postback_config({**values, "body_template": ""}, allow_revenue=False)
+        assert set(refused.value.message_dict) == {"url"}, pasted
+
+
+def test_an_allowed_network_may_use_any_port(settings):
+    settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+
+    analysis = analyse("http://127.0.0.1:8001/postback?clickid=REPLACE")
+
+    assert analysis.ok, analysis.problems
+
+
+def test_a_named_host_on_another_port_is_a_note_when_networks_are_allowed(settings):
+    settings.POSTBACK_ALLOWED_NETWORKS = ["10.1.0.0/16"]
+
+    analysis = analyse("https://t.example.com:8080/pb?clickid=REPLACE")
+
+    assert analysis.ok, analysis.problems
+    assert any("POSTBACK_ALLOWED_NETWORKS" in note for note in analysis.notes)
+
+
+def test_allowed_ports_come_from_the_setting(settings):
+    settings.POSTBACK_ALLOWED_NETWORKS = []
+    settings.POSTBACK_ALLOWED_PORTS = [443, 8443]
+
+    assert analyse("https://t.example.com:8443/pb?clickid=REPLACE").ok
+    assert not analyse("http://t.example.com/pb?clickid=REPLACE").ok  # port 80 is not listed
+
+
+# Impact: recognised by its partner macros, read by macro rather than parameter name.
+
+
+def test_impact_macros_are_recognised_and_mapped_whatever_the_parameter_names():
+    analysis = analyse(
+        "https://go.partner.example/cb?c={SubId1}&v={Payout}&o={OID}&s={ActionStatus}"
+        "&id={ActionId}&cur={Currency}"
+    )
+
+    assert analysis.platform == "impact"
+    assert analysis.recognised_by == "macros {SubId1}"
+    assert analysis.postback["url"] == (
+        "https://go.partner.example/cb?c={affS1}&v={payout}&o={transactionId}&s={status}"
+        "&id={conversionId}&cur={currency}"
+    )
+    assert analysis.postback["status_map"]["rejected"] == "REVERSED"
+    assert analysis.ok, analysis.problems
+
+
+def test_impacts_amount_is_the_sale_amount_not_the_payout():
+    pasted = "https://go.partner.example/cb?clickid={SubId1}&payout={Amount}"
+
+    refused = analyse(pasted)
+    allowed = analyse(pasted, allow_revenue=True)
+
+    assert not refused.ok
+    assert allowed.postback["url"].endswith("payout={saleAmount}")
+
+
+def test_impact_is_not_guessed_from_lowercase_sub_ids():
+    analysis = analyse("https://go.partner.example/cb?clickid={subid1}&payout={payout}")
+
+    assert analysis.platform is None
+
+
+@pytest.mark.django_db
+def test_impact_proposes_the_affiliates_saved_token_as_its_tracker_fills_it():
+    affiliate = AffiliateFactory.build(click_id_token="{aff_sub}")
+
+    analysis = analyse(platforms()["impact"].example_url, affiliate=affiliate)
+
+    assert analysis.click_id_token == "{aff_sub}"
+    assert analysis.tracking_link.endswith("?affS1={aff_sub}")
 
 
 # The API
@@ -376,6 +650,57 @@ def test_api_returns_the_analysis(api_client):
     assert "sale" in body["postback"]["conversion_types"]
     assert body["tracking_link"] == f"/t/<offer id>/{affiliate.pk}/?affS1={{clickid}}"
     assert {m["state"] for m in body["mappings"]} == {"mapped"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("pasted", "problem"), REFUSED)
+def test_api_reports_refused_destinations_as_problems(api_client, settings, pasted, problem):
+    settings.POSTBACK_ALLOWED_NETWORKS = []
+    response = api_client.post(ASSISTANT_URL, {"url": pasted}, format="json")
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["ok"] is False
+    assert any(problem in text for text in body["problems"]), body["problems"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "pasted",
+    # A lone surrogate cannot travel in a UTF-8 JSON body at all.
+    [v for v in ODD_INPUTS if isinstance(v, str) and "\ud800" not in v],
+    ids=lambda value: repr(value)[:40],
+)
+def test_api_odd_input_is_an_answer_not_a_crash(api_client, pasted, catch_all_fails):
+    response = api_client.post(ASSISTANT_URL, {"url": pasted}, format="json")
+
+    # 400 only for what the request itself lacks (blank after trimming, a NUL character).
+    assert response.status_code in (200, 400), response.content
+    if response.status_code == 400:
+        assert not pasted.strip() or "\x00" in pasted
+        return
+    body = response.json()
+    assert body["ok"] is bool(body["ok"]) and (body["ok"] or body["problems"])
+
+
+@pytest.mark.django_db
+def test_api_tracking_link_uses_the_chosen_click_field(api_client):
+    affiliate, offer = AffiliateFactory(), OfferFactory()
+    response = api_client.post(
+        ASSISTANT_URL,
+        {
+            "url": "https://acme.rdtk.io/postback?clickid=REPLACE&sum=OPTIONAL",
+            "affiliate": affiliate.pk,
+            "offer": offer.pk,
+            "click_field": "affS3",
+        },
+        format="json",
+    )
+
+    body = response.json()
+    assert body["click_id_field"] == "affS3"
+    assert body["tracking_link"] == f"/t/{offer.pk}/{affiliate.pk}/?affS3={{clickid}}"
+    assert body["postback"]["url"] == "https://acme.rdtk.io/postback?clickid={affS3}&sum={payout}"
 
 
 @pytest.mark.django_db

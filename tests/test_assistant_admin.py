@@ -6,8 +6,9 @@ import re
 import pytest
 from django.urls import reverse
 
-from postbacks.models import Postback
+from postbacks.models import Delivery, DeliveryState, Postback
 from tests.factories import AffiliateFactory, OfferFactory, conversion_type
+from tests.test_delivery import FakeSeam
 
 ASSISTANT = "admin:postbacks_postback_assistant"
 REDTRACK_URL = "https://acme.rdtk.io/postback?clickid=REPLACE&sum=OPTIONAL&status=OPTIONAL"
@@ -20,7 +21,7 @@ def affiliate(db):
     return AffiliateFactory()
 
 
-def _create(admin_client, affiliate, url=REDTRACK_URL, **extra):
+def _create(admin_client, affiliate, url=REDTRACK_URL, follow=False, **extra):
     data = {
         "affiliate": affiliate.pk,
         "platform": "",
@@ -32,7 +33,7 @@ def _create(admin_client, affiliate, url=REDTRACK_URL, **extra):
         "create": "1",
         **extra,
     }
-    return admin_client.post(reverse(ASSISTANT), data)
+    return admin_client.post(reverse(ASSISTANT), data, follow=follow)
 
 
 def test_postbacks_list_links_to_the_assistant(admin_client, db):
@@ -155,3 +156,98 @@ def test_the_rendered_create_form_carries_the_analysis_inputs(admin_client, affi
 
     assert response.status_code == 302
     assert Postback.objects.get().name == "From the page"
+
+
+def test_an_inactive_postback_from_the_assistant_can_be_test_sent(
+    admin_client, affiliate, monkeypatch
+):
+    """Create, land on its page, find the test-send panel there, send: success."""
+    seam = FakeSeam()
+    monkeypatch.setattr("postbacks.http.send", seam)
+
+    page = _create(admin_client, affiliate, follow=True)
+
+    postback = Postback.objects.get()
+    assert postback.active is False
+    change = reverse("admin:postbacks_postback_change", args=[postback.pk])
+    assert page.redirect_chain == [(change, 302)]
+    content = page.content.decode()
+    # The success message links straight to the panel and to the walkthrough.
+    assert f'href="{change}#pb-test-panel"' in content
+    walkthrough = reverse("admin:postbacks_postback_walkthrough", args=[postback.pk])
+    assert f'href="{walkthrough}"' in content
+    panel = re.search(
+        r'<div class="pb-test-panel" id="pb-test-panel"\s+data-endpoint="([^"]+)"', content
+    )
+    assert panel, "the test-send panel is on the page the assistant opens"
+
+    response = admin_client.post(
+        html.unescape(panel.group(1)), {"conversion": ""}, HTTP_ACCEPT="application/json"
+    )
+
+    assert response.status_code == 200, response.content
+    answer = response.json()
+    assert answer["state"] == DeliveryState.SUCCESS
+    assert answer["request"]["url"] == (
+        "https://acme.rdtk.io/postback?clickid=AFF-CLICK-123&sum=12.50&status=approved"
+    )
+    assert [call["url"] for call in seam.calls] == [answer["request"]["url"]]
+    test = Delivery.objects.get(is_test=True)
+    assert test.postback == postback and test.state == DeliveryState.SUCCESS
+    postback.refresh_from_db()
+    assert postback.active is False  # a test send activates nothing
+
+
+def test_assistant_tracking_links_use_the_chosen_click_field(admin_client, affiliate):
+    offer = OfferFactory(name="Spring sale")
+    query = {"affiliate": affiliate.pk, "url": REDTRACK_URL, "click_field": "affS3"}
+
+    content = admin_client.get(reverse(ASSISTANT), query).content.decode()
+
+    assert f"http://testserver/t/{offer.pk}/{affiliate.pk}/?affS3={{clickid}}" in content
+    assert "clickid={affS3}&amp;sum={payout}" in content
+    assert "?affS1=" not in content
+
+
+def test_assistant_tracking_links_start_with_the_public_base_url(admin_client, affiliate, settings):
+    settings.PUBLIC_BASE_URL = "https://go.example.net/"
+    offer = OfferFactory()
+    query = {"affiliate": affiliate.pk, "url": REDTRACK_URL}
+
+    content = admin_client.get(reverse(ASSISTANT), query).content.decode()
+
+    assert f"https://go.example.net/t/{offer.pk}/{affiliate.pk}/?affS1={{clickid}}" in content
+    assert "http://testserver/t/" not in content
+
+
+def test_after_creating_with_another_click_field_the_affiliate_links_use_it(
+    admin_client, affiliate
+):
+    offer = OfferFactory()
+    _create(admin_client, affiliate, click_field="affS3")
+
+    assert Postback.objects.get().url.startswith("https://acme.rdtk.io/postback?clickid={affS3}")
+    page = admin_client.get(reverse("admin:affiliates_affiliate_change", args=[affiliate.pk]))
+    content = html.unescape(page.content.decode())
+    assert f"http://testserver/t/{offer.pk}/{affiliate.pk}/?affS3={{clickid}}" in content
+    assert "?affS1=" not in content
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/pb?clickid=REPLACE",
+        "http://169.254.169.254/pb?clickid=REPLACE",
+        "https://t.example.com:8080/pb?clickid=REPLACE",
+    ],
+)
+def test_refused_destinations_offer_no_create_button(admin_client, affiliate, settings, url):
+    settings.POSTBACK_ALLOWED_NETWORKS = []
+    query = {"affiliate": affiliate.pk, "url": url}
+
+    content = admin_client.get(reverse(ASSISTANT), query).content.decode()
+    response = _create(admin_client, affiliate, url=url)
+
+    assert "Create postback (inactive)" not in content
+    assert response.status_code == 200
+    assert not Postback.objects.exists()
