@@ -8,19 +8,16 @@ is `platforms.toml`.
 """
 
 import functools
-import ipaddress
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote_plus, urlsplit
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
 
-from . import netguard
 from .placeholders import lookup
 from .validation import validate_postback_config
 
@@ -404,8 +401,8 @@ class _Analyser:
 
     def _check_destination(self, template: str) -> None:
         """What creation and delivery would refuse, found now, so `ok` means both accept it:
-        the postback form's URL checks (shape, port number, literally blocked addresses such as
-        127.0.0.1 or 169.254.169.254, backslashes ...) and the delivery guard's port rule."""
+        the postback form's URL checks (shape, ports, literally blocked addresses such as
+        127.0.0.1 or 169.254.169.254, backslashes ...)."""
         values = {"url": template, "method": "GET", "statuses": ["approved"], "scope": "global"}
         try:
             validate_postback_config(values, allow_revenue=self.allow_revenue)
@@ -413,38 +410,6 @@ class _Analyser:
             for message in error.message_dict.get("url", []):
                 if message not in self.problems:
                     self.problems.append(message)
-        port_problem = self._port_problem(template)
-        if port_problem:
-            self.problems.append(port_problem)
-
-    def _port_problem(self, template: str) -> str | None:
-        parts = urlsplit(template)
-        try:
-            port = parts.port
-        except ValueError:
-            return None  # the form's check above reported it
-        port = port or (443 if parts.scheme == "https" else 80)
-        allowed = settings.POSTBACK_ALLOWED_PORTS
-        if port in allowed:
-            return None
-        host = (parts.hostname or "").rstrip(".")
-        ip = netguard.literal_address(host)
-        if ip is None and (host == "localhost" or host.endswith(".localhost")):
-            ip = ipaddress.ip_address("127.0.0.1")  # as the guard reads localhost names
-        if ip is not None and (netguard.is_explicitly_allowed(ip) or netguard.is_blocked(ip)):
-            return None  # any port inside an allowed network; a blocked one is reported above
-        ports = ", ".join(map(str, allowed))
-        if ip is None and netguard.allowed_networks():
-            self.notes.append(
-                f"Port {port} is reached only if {host} resolves into POSTBACK_ALLOWED_NETWORKS; "
-                f"on a public address deliveries go to ports {ports} only."
-            )
-            return None
-        return (
-            f"Port {port} is not allowed: postbacks to public addresses go to ports {ports} only "
-            "(POSTBACK_ALLOWED_PORTS), so every delivery would be refused. Use the platform's "
-            "URL without the port, or ask the affiliate for one on a standard port."
-        )
 
     def _chosen_platform(self) -> Platform | None:
         if not self.platform_key or self.platform_key == "auto":

@@ -170,6 +170,32 @@ def checked_address(host: str, port: int) -> IPAddress:
     return ip
 
 
+def port_refusal_for_url(url: str) -> str | None:
+    """At save time: a message when the URL's port is one that delivery would refuse.
+
+    Public addresses get POSTBACK_ALLOWED_PORTS only; allowed networks any port. A name is not
+    looked up: with allowed networks set it may resolve into one, so it is let through.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError:
+        return None  # the URL checks report a bad port number
+    if port in settings.POSTBACK_ALLOWED_PORTS:
+        return None
+    ip = _literal_or_local((parts.hostname or "").rstrip("."))
+    if ip is None and allowed_networks():
+        return None
+    if ip is not None and (is_explicitly_allowed(ip) or is_blocked(ip)):
+        return None  # any port inside an allowed network; a blocked address is refused anyway
+    ports = ", ".join(map(str, settings.POSTBACK_ALLOWED_PORTS))
+    return (
+        f"Port {port} is not allowed: postbacks to public addresses go to ports {ports} only "
+        "(POSTBACK_ALLOWED_PORTS), so every delivery would be refused. Use the URL without the "
+        "port, or one on a standard port."
+    )
+
+
 def literal_address(host: str) -> IPAddress | None:
     """The address a host spelled as an IP literal means, odd spellings included.
 

@@ -97,7 +97,7 @@ def _url_shape_errors(url: str) -> list[str]:
         return ["The URL's port must be a number between 0 and 65535."]
     if not parts.hostname:
         return ["The URL must name a host, e.g. https://tracker.example.com/postback."]
-    refusal = netguard.refusal_for_url(url)
+    refusal = netguard.refusal_for_url(url) or netguard.port_refusal_for_url(url)
     return [refusal] if refusal else []
 
 

@@ -170,6 +170,19 @@ def test_adjacent_placeholders_are_not_stray_braces():
     _passes(url="https://t.example.com/cb/{affS1}{affS2}?p={payout}")
 
 
+def test_a_port_delivery_would_refuse_is_refused_at_save(settings):
+    settings.POSTBACK_ALLOWED_NETWORKS = []
+    [message] = _errors(url="https://t.example.com:8080/cb?id={affS1}")["url"]
+    assert message.startswith("Port 8080 is not allowed: postbacks to public addresses go to")
+
+
+def test_allowed_ports_and_allowed_networks_take_any_listed_port(settings):
+    settings.POSTBACK_ALLOWED_PORTS = [443, 8443]
+    settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    _passes(url="https://t.example.com:8443/cb?id={affS1}")
+    _passes(url="http://127.0.0.1:9001/cb?id={affS1}")
+
+
 def test_aliases_and_any_case_are_accepted():
     _passes(url="https://t.example.com/cb?a={aff_s1}&b={AFFS2}&c={click_id}&d={transaction_id}")
 
