@@ -71,7 +71,12 @@ def run(argv: list[str]) -> None:
     }
     say("migrating the database")
     manage("migrate", "--noinput", "-v0", env=env)
-    manage("seed_demo", f"--sink-url=http://127.0.0.1:{sink_port}", env=env)
+    manage(
+        "seed_demo",
+        f"--sink-url=http://127.0.0.1:{sink_port}",
+        f"--base-url=http://127.0.0.1:{port}",
+        env=env,
+    )
     children = [
         subprocess.Popen([PY, "manage.py", "run_sink", f"--port={sink_port}"], cwd=ROOT, env=env),
         subprocess.Popen(

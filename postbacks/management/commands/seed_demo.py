@@ -2,6 +2,7 @@
 
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -27,27 +28,33 @@ class Command(BaseCommand):
             help="Where the demo postback is sent (the run_sink command).",
         )
         parser.add_argument(
+            "--base-url",
+            default="http://127.0.0.1:8000",
+            help="Where the web app runs, for the links printed (PUBLIC_BASE_URL wins if set).",
+        )
+        parser.add_argument(
             "--admin-password",
             default="",
             help="Password for the 'admin' user (default: a new random one).",
         )
 
     @transaction.atomic
-    def handle(self, *args, sink_url, admin_password, **options):
+    def handle(self, *args, sink_url, base_url, admin_password, **options):
         password = admin_password or secrets.token_urlsafe(9)
         admin = self._admin(password)
         token = self._token()
         affiliate, offers = self._affiliate_and_offers()
         self._postback(affiliate, sink_url.rstrip("/"))
         offer = offers[0]
+        base = (settings.PUBLIC_BASE_URL or base_url).rstrip("/")
         self.stdout.write(
             "\nDemo data ready.\n"
-            f"  Admin:      http://127.0.0.1:8000/admin/  user '{admin.username}', "
+            f"  Admin:      {base_url.rstrip('/')}/admin/  user '{admin.username}', "
             f"password '{password}'\n"
             f"  API token:  {token.key}\n"
             f"  Affiliate:  {affiliate.name} (id {affiliate.pk}); offers "
             f"{', '.join(f'{o.name} (id {o.pk})' for o in offers)}\n"
-            f"  Tracking link: http://127.0.0.1:8000{affiliate.tracking_path(offer)}\n"
+            f"  Tracking link: {base}{affiliate.tracking_path(offer)}\n"
         )
 
     def _admin(self, password):
