@@ -294,12 +294,13 @@ def _walkthrough_progress(request, postback: Postback) -> dict:
     deliveries = walkthrough.deliveries_for(postback, conversion)
     delivery = deliveries.first()
     reason = walkthrough.why_no_delivery(postback, conversion) if conversion else ""
-    tracking_path = postback.affiliate.tracking_path(offer) if offer else ""
+    field = walkthrough.click_field(postback)
     return {
         "offers": offers,
         "offer": offer,
-        # Not build_absolute_uri: it would percent-encode the token's braces.
-        "tracking_url": f"{request.scheme}://{request.get_host()}{tracking_path}" if offer else "",
+        "click_field": field,
+        "click_id": walkthrough.click_id_of(click, field) if click else "",
+        "tracking_url": postback.affiliate.tracking_url(offer, request, field) if offer else "",
         "click": click,
         "conversion": conversion,
         "delivery": delivery,

@@ -7,10 +7,11 @@ import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 
-from affiliates.models import Offer
+from affiliates.models import DEFAULT_CLICK_FIELD, Offer
 from conversions import services
 from conversions.models import Click, Conversion, ConversionType, StatusChangeSource
 
+from .assistant import click_field_of
 from .models import Delivery, Postback, Scope
 
 WALKTHROUGH_USER_AGENT = "Postback walkthrough (admin)"
@@ -36,12 +37,23 @@ def sample_click_id() -> str:
     return f"test-click-{secrets.token_hex(4)}"
 
 
+def click_field(postback: Postback) -> str:
+    """The affS field the postback sends back as the click ID (affS1 unless it says another)."""
+    return click_field_of(postback.url) or DEFAULT_CLICK_FIELD
+
+
+def click_id_of(click: Click, field: str) -> str:
+    """The affiliate's click ID on `click`, from the affS field it travels in."""
+    return getattr(click, f"aff_s{field[-1]}")
+
+
 def simulate_click(postback: Postback, offer: Offer, click_id: str) -> Click:
-    """A click on the affiliate's tracking link, with `click_id` as their click ID (affS1)."""
+    """A click on the affiliate's tracking link, with `click_id` as their click ID, in the
+    field the postback sends back (click_field)."""
     return services.record_click(
         offer=offer,
         affiliate=postback.affiliate,
-        params={"affS1": click_id},
+        params={click_field(postback): click_id},
         user_agent=WALKTHROUGH_USER_AGENT,
     )
 

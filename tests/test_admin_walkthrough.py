@@ -102,3 +102,27 @@ def test_support_staff_may_read_the_walkthrough_but_not_create_rows(support_clie
     url = f"/admin/postbacks/postback/{postback.pk}/walkthrough/"
     assert support_client.get(url).status_code == 200
     assert support_client.post(url, {"action": "click"}).status_code == 403
+
+
+def test_walkthrough_uses_the_click_field_the_postback_sends_back(admin_client, settings):
+    """A postback that returns the click ID from affS3 (the assistant's choice) gets a link and
+    a simulated click with the click ID in affS3, on PUBLIC_BASE_URL when that is set."""
+    settings.PUBLIC_BASE_URL = "https://go.example.com"
+    affiliate = AffiliateFactory(click_id_token="{subid}")
+    offer = OfferFactory(name="Shop")
+    postback = PostbackFactory(
+        affiliate=affiliate,
+        url="https://trk.example.com/pb?clickid={affS3}&payout={payout}",
+        statuses=["approved"],
+    )
+    url = f"/admin/postbacks/postback/{postback.pk}/walkthrough/"
+    page = admin_client.get(url).content.decode()
+    assert f'value="https://go.example.com/t/{offer.pk}/{affiliate.pk}/?affS3={{subid}}"' in page
+
+    response = admin_client.post(
+        url, {"action": "click", "offer": offer.pk, "click_id": "partner-click-3"}
+    )
+    click = Click.objects.get(aff_s3="partner-click-3")
+    assert click.aff_s1 == ""
+    page = admin_client.get(response.url).content.decode()
+    assert "<code>partner-click-3</code> (affS3)" in page
