@@ -5,6 +5,7 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.models import Group, Permission
 from django.core.management import CommandError, call_command
@@ -150,9 +151,17 @@ def changelist(label: str) -> str:
     return reverse(f"admin:{app_label}_{model_name}_changelist")
 
 
+# django-q2 registers its queue admin only with the ORM broker (no REDIS_URL).
+ONLY_WITH_THE_ORM_BROKER = {"django_q.ormq"}
+
+
 def test_hidden_models_are_still_registered():
     """A stale entry here would hide a newly registered model of the same name by accident."""
-    assert set(HIDDEN_FROM_ROLES) <= set(registered_models())
+    missing = set(HIDDEN_FROM_ROLES) - set(registered_models())
+    if settings.Q_CLUSTER.get("orm"):
+        assert missing == set()
+    else:
+        assert missing == ONLY_WITH_THE_ORM_BROKER
 
 
 @pytest.mark.parametrize(
@@ -167,7 +176,9 @@ def test_support_staff_may_open_every_registered_changelist(support_client, labe
     assert response.status_code == 200, f"{label}: add it to postbacks/roles.py VIEW_ALL"
 
 
-@pytest.mark.parametrize("label", sorted(HIDDEN_FROM_ROLES))
+@pytest.mark.parametrize(
+    "label", sorted(label for label in HIDDEN_FROM_ROLES if label in registered_models())
+)
 def test_hidden_models_stay_hidden_from_support_staff(support_client, label):
     assert support_client.get(changelist(label)).status_code == 403
 
