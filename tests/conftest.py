@@ -69,3 +69,17 @@ def fresh_slow_start_windows():
     batch._windows.clear()
     yield
     batch._windows.clear()
+
+
+@pytest.fixture(params=["requests", "aiohttp"])
+def send(request):
+    """postbacks.http.send, then the same call through the concurrent sender: both apply the
+    same guard, TLS and redirect rules (postbacks/http.py, http_async.py)."""
+    from postbacks import http
+    from postbacks.http_async import ConcurrentSender
+
+    def send_concurrently(method, url, *, headers, body=""):
+        with ConcurrentSender() as sender:
+            return sender.submit(method, url, headers, body).result(timeout=30)
+
+    return http.send if request.param == "requests" else send_concurrently

@@ -6,7 +6,6 @@ import socket
 import pytest
 
 from postbacks import http, netguard
-from postbacks.http_async import ConcurrentSender
 from postbacks.sink import Sink
 
 BLOCKED = [
@@ -38,17 +37,6 @@ BLOCKED = [
     "::ffff:100.64.0.1",
     "::127.0.0.1",
 ]
-
-
-def send_concurrently(method, url, *, headers, body=""):
-    with ConcurrentSender() as sender:
-        return sender.submit(method, url, headers, body).result(timeout=30)
-
-
-@pytest.fixture(params=["requests", "aiohttp"])
-def send(request):
-    """Both senders apply the same guard and redirect rules (postbacks/http.py, http_async.py)."""
-    return http.send if request.param == "requests" else send_concurrently
 
 
 @pytest.fixture(autouse=True)

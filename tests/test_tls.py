@@ -15,8 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from postbacks import http, netguard
-from postbacks.http_async import ConcurrentSender
+from postbacks import netguard
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
 
@@ -112,16 +111,6 @@ class TLSServer:
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-def send_concurrently(method, url, *, headers, body=""):
-    with ConcurrentSender() as sender:
-        return sender.submit(method, url, headers, body).result(timeout=30)
-
-
-@pytest.fixture(params=["requests", "aiohttp"])
-def send(request):
-    return http.send if request.param == "requests" else send_concurrently
 
 
 @pytest.fixture
