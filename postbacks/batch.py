@@ -174,8 +174,9 @@ class _Drain:
         # The query knows postbacks, not hosts: skip the postbacks seen for a busy endpoint (up
         # to MAX_SKIPPED, to keep the query small); _within_share hands back any others.
         skip = sorted({pk for key in busy for pk in self.postbacks.get(key, ())})[:MAX_SKIPPED]
-        claimed = claim_batch(limit, skip_postbacks=skip)
-        claimed = breaker.defer_open_endpoints(self._within_share(claimed))
+        found = claim_batch(limit, skip_postbacks=skip)
+        # Backed-off endpoints first: all they claimed is deferred, none of it handed back.
+        claimed = self._within_share(breaker.defer_open_endpoints(found))
         allow_revenue = TrackingSettings.load().allow_revenue_parameters if claimed else None
         for delivery in claimed:
             attempt, refused = single.build_attempt(delivery, allow_revenue=allow_revenue)
@@ -187,7 +188,9 @@ class _Drain:
             )
             self.in_flight[future] = (delivery, attempt)
             self.load[self.endpoint(delivery)] += 1
-        return claimed
+        # What the claim found, sent or not: a batch that was all deferred or handed back does
+        # not mean nothing else is due (the next claim looks past it).
+        return found
 
     def endpoint(self, delivery: Delivery) -> str:
         """The endpoint whose slots a delivery takes: host:port, as the breaker counts them."""

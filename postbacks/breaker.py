@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
-from .models import Delivery, EndpointHealth, Postback
+from .models import Delivery, DeliveryState, EndpointHealth, Postback
 
 
 def endpoint_key(url: str) -> str:
@@ -33,29 +33,55 @@ def defer_if_open(delivery: Delivery) -> bool:
     the breaker half-opens, give back the attempt the claim counted, and return True."""
     if delivery.is_test or not settings.POSTBACK_BREAKER_THRESHOLD:
         return False
-    until = _backed_off_until(endpoint_key(delivery.postback.url))
+    until, backed_off = _backed_off(endpoint_key(delivery.postback.url))
     if until is None:
         return False
     Delivery.objects.filter(pk=delivery.pk).update(
         attempts=F("attempts") - 1, claimed_until=None, next_attempt_at=until, enqueued_at=None
     )
+    if backed_off:
+        postpone_backlog({delivery.postback_id}, until)
     return True
 
 
-def _backed_off_until(host: str):
+def postpone_backlog(postback_ids, until) -> int:
+    """Move the other due, unclaimed deliveries of these postbacks to `until` in one statement.
+
+    They wait for the same breaker anyway; left due, a long backlog for a backed-off endpoint
+    would be claimed (or swept) row by row ahead of every other endpoint's deliveries.
+    """
+    now = timezone.now()
+    return (
+        Delivery.objects.filter(
+            postback_id__in=list(postback_ids),
+            is_test=False,
+            state__in=(DeliveryState.PENDING, DeliveryState.RETRYING),
+            next_attempt_at__lt=until,
+        )
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .update(next_attempt_at=until, enqueued_at=None)
+    )
+
+
+def _backed_off(host: str):
+    """(until, backed_off): when the endpoint's next delivery may go, or None to send now.
+
+    backed_off: the breaker is open until then; otherwise it is half-open and another worker's
+    probe decides (the wait is its claim, and ends early if the probe succeeds).
+    """
     now = timezone.now()
     health = EndpointHealth.objects.filter(host=host, opened_until__isnull=False).first()
     if health is None:
-        return None
+        return None, False
     if health.opened_until > now:
-        return health.opened_until
+        return health.opened_until, not health.probing
     # Half-open: the worker that moves opened_until on sends the probe; the others wait for it.
     # Should the probe's worker die, the next probe goes out once its claim has expired.
     probe_until = now + timedelta(seconds=settings.POSTBACK_CLAIM_SECONDS)
     won = EndpointHealth.objects.filter(pk=health.pk, opened_until=health.opened_until).update(
-        opened_until=probe_until
+        opened_until=probe_until, probing=True
     )
-    return None if won else probe_until
+    return (None, False) if won else (probe_until, False)
 
 
 def record_outcome(delivery: Delivery, result) -> None:
@@ -69,7 +95,7 @@ def record_outcome(delivery: Delivery, result) -> None:
     if result.ok:
         EndpointHealth.objects.filter(host=host).exclude(
             consecutive_failures=0, opened_until=None
-        ).update(consecutive_failures=0, first_failure_at=None, opened_until=None)
+        ).update(consecutive_failures=0, first_failure_at=None, opened_until=None, probing=False)
         return
     health = _count_failure(host, delivery.last_error)
     auto_pause(health)
@@ -85,6 +111,7 @@ def _count_failure(host: str, error: str, failures: int = 1) -> EndpointHealth:
         threshold = settings.POSTBACK_BREAKER_THRESHOLD
         if threshold and health.consecutive_failures >= threshold:
             health.opened_until = now + timedelta(seconds=cooldown(health.consecutive_failures))
+            health.probing = False
         health.save()
     return health
 
@@ -110,22 +137,29 @@ def defer_open_endpoints(deliveries: list[Delivery]) -> list[Delivery]:
     if not open_hosts:
         return deliveries
     send, deferred, decided = [], {}, {}  # deferred: until -> ids; decided: host -> until/None
+    waiting = {}  # until -> postbacks of backed-off endpoints, whose whole backlog waits
     for delivery in deliveries:
         host = endpoint_key(delivery.postback.url)
         if delivery.is_test or host not in open_hosts:
             send.append(delivery)
             continue
         if host not in decided:
-            decided[host] = _backed_off_until(host)
-            if decided[host] is None:  # this batch sends the probe: the others wait for it
+            decided[host] = _backed_off(host)
+            if decided[host][0] is None:  # this batch sends the probe: the others wait for it
                 send.append(delivery)
-                decided[host] = timezone.now() + timedelta(seconds=settings.POSTBACK_CLAIM_SECONDS)
+                probe = timezone.now() + timedelta(seconds=settings.POSTBACK_CLAIM_SECONDS)
+                decided[host] = (probe, False)
                 continue
-        deferred.setdefault(decided[host], []).append(delivery.pk)
+        until, backed_off = decided[host]
+        deferred.setdefault(until, []).append(delivery.pk)
+        if backed_off:
+            waiting.setdefault(until, set()).add(delivery.postback_id)
     for until, ids in deferred.items():
         Delivery.objects.filter(pk__in=ids).update(
             attempts=F("attempts") - 1, claimed_until=None, next_attempt_at=until, enqueued_at=None
         )
+    for until, postback_ids in waiting.items():
+        postpone_backlog(postback_ids, until)
     return send
 
 
@@ -145,7 +179,9 @@ def record_outcomes(outcomes: list[tuple[Delivery, object]]) -> None:
         if closed:
             EndpointHealth.objects.filter(host=host).exclude(
                 consecutive_failures=0, opened_until=None
-            ).update(consecutive_failures=0, first_failure_at=None, opened_until=None)
+            ).update(
+                consecutive_failures=0, first_failure_at=None, opened_until=None, probing=False
+            )
         if errors:
             auto_pause(_count_failure(host, errors[-1], failures=len(errors)))
 
@@ -183,5 +219,5 @@ def resume(postback: Postback) -> None:
     Postback.objects.filter(pk=postback.pk).update(paused_reason="")
     postback.paused_reason = ""
     EndpointHealth.objects.filter(host=endpoint_key(postback.url)).update(
-        consecutive_failures=0, first_failure_at=None, opened_until=None
+        consecutive_failures=0, first_failure_at=None, opened_until=None, probing=False
     )

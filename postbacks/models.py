@@ -285,6 +285,10 @@ class EndpointHealth(models.Model):
         blank=True,
         help_text="Deliveries to this endpoint wait until then; empty: sending normally.",
     )
+    probing = models.BooleanField(
+        default=False,
+        help_text="A probe is out (half-open): the wait above is for its outcome, not a back-off.",
+    )
 
     class Meta:
         verbose_name = "endpoint health"

@@ -6,6 +6,8 @@ from concurrent.futures import Future
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from postbacks import batch, tasks
@@ -192,6 +194,36 @@ def breaker_on(settings):
     settings.POSTBACK_BREAKER_COOLDOWN = 30
     settings.POSTBACK_BREAKER_MAX_COOLDOWN = 3600
     settings.POSTBACK_RETRY_SCHEDULE = [60] * 10
+
+
+def test_a_backed_off_endpoints_backlog_does_not_starve_other_endpoints(breaker_on, settings):
+    """A long, older backlog for a dead endpoint is claimed first (oldest first); it is set
+    aside as a whole, so the next claim reaches the healthy endpoint's deliveries."""
+    settings.POSTBACK_BATCH_SIZE = 20
+    EndpointHealth.objects.create(
+        host="tracker.example.com:443",
+        consecutive_failures=5,
+        opened_until=timezone.now() + timedelta(seconds=300),
+    )
+    old = timezone.now() - timedelta(minutes=5)
+    backlog = make_deliveries(200, next_attempt_at=old)
+    healthy = make_deliveries(3, url="https://up.example.com/pb?c={affS1}")
+    sender = FakeSender()
+    with CaptureQueriesContext(connection) as queries:
+        assert batch.drain(sender=sender) == 3
+    assert [c["url"].split("/")[2] for c in sender.calls] == ["up.example.com"] * 3
+    claims = [q for q in queries if q["sql"].startswith("UPDATE") and "claimed_until" in q["sql"]]
+    assert len(claims) < 10  # not one claim per batch of the backlog (200 / 20)
+    opened_until = EndpointHealth.objects.get(host="tracker.example.com:443").opened_until
+    assert set(
+        Delivery.objects.filter(pk__in=[d.pk for d in backlog]).values_list(
+            "next_attempt_at", "attempts", "claimed_until"
+        )
+    ) == {(opened_until, 0, None)}
+    assert all(d.attempt_log.count() == 0 for d in backlog)
+    assert {d.pk for d in healthy} == set(
+        Delivery.objects.filter(state=DeliveryState.SUCCESS).values_list("pk", flat=True)
+    )
 
 
 def test_failures_in_a_batch_open_the_breaker(breaker_on):

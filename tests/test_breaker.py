@@ -88,6 +88,43 @@ def test_open_breaker_defers_without_sending_or_using_a_retry(seam):
     assert waiting.claimed_until is None
 
 
+def test_open_breaker_sets_the_postbacks_whole_backlog_aside_at_once(seam):
+    """One task finds the endpoint backed off: its postback's other due deliveries move to the
+    same time in one go, so the sweeper does not enqueue them ahead of other endpoints'."""
+    made = deliveries(DOWN, 3 + 1 + 50)
+    failing, first, backlog = made[:3], made[3], made[4:]
+    (healthy,) = deliveries(UP, 1)
+    for d in failing:
+        attempt_delivery(d.pk)
+
+    attempt_delivery(first.pk)
+
+    opened_until = health().opened_until
+    waiting = Delivery.objects.filter(pk__in=[d.pk for d in [first, *backlog]])
+    assert set(waiting.values_list("next_attempt_at", "attempts")) == {(opened_until, 0)}
+    assert list(dispatch.due_for_enqueue().values_list("pk", flat=True)) == [healthy.pk]
+
+
+def test_while_a_probe_is_out_the_backlog_is_not_set_aside(seam):
+    """Half-open: only what a worker claimed waits for the probe; the backlog stays due, so it
+    goes as soon as the probe closes the breaker (not a claim period later)."""
+    made = deliveries(DOWN, 3 + 1 + 5)
+    failing, other, backlog = made[:3], made[3], made[4:]
+    for d in failing:
+        attempt_delivery(d.pk)
+    EndpointHealth.objects.update(opened_until=timezone.now() - timedelta(seconds=1))
+    assert breaker._backed_off("down.example.com:443") == (None, False)  # probe taken elsewhere
+
+    attempt_delivery(other.pk)  # waits for that probe
+
+    other.refresh_from_db()
+    assert other.next_attempt_at == health().opened_until and health().probing
+    assert all(
+        d.next_attempt_at < timezone.now()
+        for d in Delivery.objects.filter(pk__in=[d.pk for d in backlog])
+    )
+
+
 def test_an_open_breaker_does_not_hold_back_other_endpoints(seam):
     for d in deliveries(DOWN, 3):
         attempt_delivery(d.pk)
@@ -104,8 +141,9 @@ def test_half_open_lets_one_probe_through_and_success_closes(seam):
     EndpointHealth.objects.update(opened_until=timezone.now() - timedelta(seconds=1))
     Delivery.objects.filter(pk__in=[first.pk, second.pk]).update(next_attempt_at=timezone.now())
     # Two workers at once: the first takes the probe, the second waits for its outcome.
-    assert breaker._backed_off_until("down.example.com:443") is None
-    assert breaker._backed_off_until("down.example.com:443") > timezone.now()
+    assert breaker._backed_off("down.example.com:443") == (None, False)
+    until, backed_off = breaker._backed_off("down.example.com:443")
+    assert until > timezone.now() and not backed_off  # waiting for the probe, not backed off
 
     EndpointHealth.objects.update(opened_until=timezone.now() - timedelta(seconds=1))
     seam.answers.clear()  # the endpoint is back
