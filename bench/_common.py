@@ -1,9 +1,9 @@
 """Shared bench plumbing: a separate database, servers on 127.0.0.1, the machine, the results.
 
-Benchmarks never touch the dev database: SQLite goes to /tmp/trackdesk-bench*.sqlite3 and
-PostgreSQL to the database named in BENCH_DATABASE_URL (created if missing). Set REDIS_URL to
-use the Redis broker. Each result file records the machine and the load average, because other
-work on the machine (tests, other benchmarks) moves the numbers.
+Benchmarks never touch the dev database: SQLite goes to /tmp/trackdesk-bench-<name>.sqlite3 and
+PostgreSQL to <the database named in BENCH_DATABASE_URL>_<name> (created if missing). Set
+REDIS_URL to use the Redis broker. Each result file records the machine and the load average,
+because other work on the machine (tests, other benchmarks) moves the numbers.
 """
 
 import json
@@ -29,6 +29,9 @@ def configure(name: str) -> dict:
     """Point this process (and the servers it starts) at the bench database; set up Django."""
     url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:////tmp/trackdesk-bench-{name}.sqlite3"
     if url.startswith("postgres"):
+        # One database per benchmark, as one SQLite file each: what one leaves behind (the
+        # ingest run's unsent deliveries) must not become the next one's backlog.
+        url = f"{url}_{name}"
         _create_pg_database(url)
     env = {
         "DATABASE_URL": url,

@@ -1,6 +1,6 @@
 """Ingest: single-conversion POSTs per second under gunicorn (2 workers) against a bare DRF
 create view on the same database (the baseline), and conversions per second through the bulk
-endpoint (1,000 per call).
+endpoint (1,000 per call; one call at a time, then one in flight per web worker).
 
     .venv/bin/python bench/ingest.py [--seconds 10] [--concurrency 16]
 
@@ -96,8 +96,13 @@ def main():
             )
             rounds.append({"bare_drf_create": b, "api_create": o})
             print(f"single: ours {o['per_s']}/s ({o['errors']} errors), bare DRF {b['per_s']}/s")
-        bulk_rate = asyncio.run(bulk_run(base, token, bulk, args.bulk_calls))
-        print(f"bulk: {bulk_rate['conversions_per_s']} conversions/s ({args.bulk_calls} x 1,000)")
+        bulk_one = asyncio.run(bulk_run(base, token, bulk, args.bulk_calls))
+        print(f"bulk, one call at a time: {bulk_one['conversions_per_s']} conversions/s")
+        bulk_rate = asyncio.run(bulk_run(base, token, bulk, args.bulk_calls, args.workers))
+        print(
+            f"bulk, {args.workers} calls in flight (one per web worker): "
+            f"{bulk_rate['conversions_per_s']} conversions/s ({args.bulk_calls} x 1,000)"
+        )
     finally:
         c.stop_gunicorn(web)
         sink.stop()
@@ -116,24 +121,34 @@ def main():
             "bare_drf_per_s": round(bare_rate, 1),
             "single_ratio_to_bare": round(ours_rate / bare_rate, 2),
             "bulk": bulk_rate,
+            "bulk_one_call_at_a_time": bulk_one,
         },
         load,
     )
 
 
-async def bulk_run(base: str, token: str, body, calls: int) -> dict:
+async def bulk_run(base: str, token: str, body, calls: int, concurrency: int = 1) -> dict:
+    """`calls` bulk POSTs of 1,000, `concurrency` of them in flight at a time."""
     import aiohttp
 
     async with aiohttp.ClientSession(headers={"Authorization": f"Token {token}"}) as session:
         started, created, times = time.monotonic(), 0, []
-        for _ in range(calls):
-            t = time.monotonic()
-            async with session.post(base + "/api/v1/conversions/bulk/", json=body()) as response:
-                created += (await response.json())["created"]
-            times.append(time.monotonic() - t)
+        remaining = iter(range(calls))
+
+        async def client():
+            nonlocal created
+            for _ in remaining:
+                t = time.monotonic()
+                url = base + "/api/v1/conversions/bulk/"
+                async with session.post(url, json=body()) as response:
+                    created += (await response.json())["created"]
+                times.append(time.monotonic() - t)
+
+        await asyncio.gather(*(client() for _ in range(concurrency)))
         elapsed = time.monotonic() - started
     return {
         "calls": calls,
+        "in_flight": concurrency,
         "created": created,
         "conversions_per_s": round(created / elapsed),
         "seconds_per_call_median": round(c.percentile(times, 50), 3),
