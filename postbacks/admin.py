@@ -166,6 +166,7 @@ class EndpointHealthAdmin(admin.ModelAdmin):
         "first_failure_at",
         "last_failure_at",
         "opened_until",
+        "probing",
         "last_error",
     ]
     search_fields = ["host"]
