@@ -48,6 +48,21 @@ def sync_roles(group_model, permission_model) -> None:
         group.permissions.set([_permission(permission_model, perm) for perm in perms])
 
 
+def sync_roles_in_migration(apps) -> None:
+    """sync_roles from a data migration, with the historical models.
+
+    Permissions are normally created after all migrations ran; the groups need them now.
+    """
+    from django.contrib.auth.management import create_permissions
+
+    for app_label in ("affiliates", "conversions", "postbacks"):
+        app_config = apps.get_app_config(app_label)
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+    sync_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+
+
 def _permission(permission_model, perm: str):
     app_label, codename = perm.split(".")
     return permission_model.objects.get(content_type__app_label=app_label, codename=codename)

@@ -1,19 +1,12 @@
 """The "Affiliate managers" and "Support staff" groups (see postbacks/roles.py)."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from postbacks.roles import ROLES, sync_roles
+from postbacks.roles import ROLES, sync_roles_in_migration
 
 
 def create_roles(apps, schema_editor):
-    # Permissions are normally created after all migrations ran; the groups need them now.
-    for app_label in ("affiliates", "conversions", "postbacks"):
-        app_config = apps.get_app_config(app_label)
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    sync_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    sync_roles_in_migration(apps)
 
 
 def remove_roles(apps, schema_editor):
