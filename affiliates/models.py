@@ -67,7 +67,7 @@ class Affiliate(models.Model):
         """The affS field their click id travels in: the one their postback (active first, then
         the newest) sends back as the click id, e.g. affS3 when the postback assistant was told
         so; affS1 when no postback says otherwise."""
-        from postbacks.assistant import click_field_of
+        from postbacks.assistant.analysis import click_field_of
 
         if self.pk is None:
             return DEFAULT_CLICK_FIELD

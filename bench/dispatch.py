@@ -2,9 +2,9 @@
 against a raw asyncio client (aiohttp, 1,000 in flight) firing the same requests at the same
 sink. Sink latency 0 ms and 100 ms.
 
-    .venv/bin/python bench/dispatch.py [--n 5000] [--workers 2]
+    .venv/bin/python bench/queue.py [--n 5000] [--workers 2]
 
-Database: /tmp/trackdesk-bench-dispatch.sqlite3, or BENCH_DATABASE_URL (PostgreSQL) and
+Database: /tmp/trackdesk-bench-queue.sqlite3, or BENCH_DATABASE_URL (PostgreSQL) and
 REDIS_URL for the Redis broker.
 """
 
@@ -64,7 +64,7 @@ def pending_deliveries(n: int, url: str) -> list[int]:
 
 
 def run_dispatch(env, n: int, delay: float, workers: int) -> dict:
-    from postbacks import dispatch
+    from postbacks.delivery import queue
     from postbacks.models import Delivery, DeliveryState
 
     sink = c.FastSink(delay)
@@ -73,7 +73,7 @@ def run_dispatch(env, n: int, delay: float, workers: int) -> dict:
         baseline = asyncio.run(raw_client(sink.url, n))
         ids = pending_deliveries(n, sink.url)
         started = time.monotonic()
-        dispatch.enqueue(ids)
+        queue.enqueue(ids)
         open_states = (DeliveryState.PENDING, DeliveryState.RETRYING)
         while Delivery.objects.filter(pk__in=ids, state__in=open_states).exists():
             if time.monotonic() - started > 600:

@@ -2,8 +2,6 @@
 
 from django.contrib import admin
 
-from postbacks.admin_html import recent_deliveries
-
 from . import services
 from .models import Click, Conversion, ConversionStatusChange, ConversionType, ExchangeRate
 
@@ -75,7 +73,7 @@ class ConversionAdmin(admin.ModelAdmin):
     list_select_related = ["affiliate", "offer", "conversion_type"]
     autocomplete_fields = ["affiliate", "offer"]
     raw_id_fields = ["click"]
-    readonly_fields = ["id", "created", "updated", "deliveries_link"]
+    readonly_fields = ["id", "created", "updated"]
     fieldsets = [
         (
             None,
@@ -102,7 +100,7 @@ class ConversionAdmin(admin.ModelAdmin):
                 "classes": ["collapse"],
             },
         ),
-        ("Record", {"fields": ["id", "created", "updated", "deliveries_link"]}),
+        ("Record", {"fields": ["id", "created", "updated"]}),
     ]
     inlines = [StatusHistoryInline]
 
@@ -113,12 +111,6 @@ class ConversionAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         # The service records the status history and fires postbacks, as the API does.
         services.save_from_admin(obj, is_new=not change)
-
-    @admin.display(description="Postbacks sent (newest first)")
-    def deliveries_link(self, conversion):
-        return recent_deliveries(
-            conversion.deliveries.all(), show="postback", conversion__id__exact=conversion.pk
-        )
 
 
 @admin.register(ExchangeRate)

@@ -7,10 +7,9 @@ from rest_framework.response import Response
 
 from affiliates.api import ProtectedDestroyMixin
 from conversions.models import ExchangeRate
-
-from .filters import DeliveryFilter, ExchangeRateFilter, PostbackFilter
-from .models import Delivery, DeliveryAttempt, Postback
-from .serializers import (
+from postbacks.filters import DeliveryFilter, ExchangeRateFilter, PostbackFilter
+from postbacks.models import Delivery, DeliveryAttempt, Postback
+from postbacks.serializers import (
     DeliveryAttemptSerializer,
     DeliverySerializer,
     ExchangeRateSerializer,

@@ -1,8 +1,8 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .api import DeliveryViewSet, ExchangeRateViewSet, PostbackViewSet
-from .assistant_api import PostbackAssistantView
+from postbacks.api import DeliveryViewSet, ExchangeRateViewSet, PostbackViewSet
+from postbacks.assistant.api import PostbackAssistantView
 
 router = SimpleRouter()
 router.register("postbacks", PostbackViewSet)

@@ -6,4 +6,4 @@ class PostbacksConfig(AppConfig):
     verbose_name = "Affiliate postbacks"
 
     def ready(self):
-        from . import checks, signals  # noqa: F401  (registers checks, connects the receiver)
+        from postbacks import checks, signals  # noqa: F401  (registers checks, connects the receiver)

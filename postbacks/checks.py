@@ -6,8 +6,8 @@ import os
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
-from . import netguard
-from .http import ca_bundle
+from postbacks.transport import netguard
+from postbacks.transport.requests_sender import ca_bundle
 
 
 @register()

@@ -3,8 +3,7 @@
 import django_filters
 
 from conversions.models import ExchangeRate
-
-from .models import Delivery, Postback
+from postbacks.models import Delivery, Postback
 
 
 class CurrencyCodeFilter(django_filters.CharFilter):

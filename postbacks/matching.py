@@ -8,8 +8,7 @@ from django.utils import timezone
 
 from affiliates.models import Offer
 from conversions.models import Conversion, ConversionType
-
-from .models import Delivery, DeliveryState, Postback, Scope
+from postbacks.models import Delivery, DeliveryState, Postback, Scope
 
 
 def matching_postbacks(conversion: Conversion, status: str) -> list[Postback]:

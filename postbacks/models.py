@@ -96,7 +96,7 @@ class Postback(models.Model):
         return listed if self.scope == Scope.OFFERS else not listed
 
     def clean(self):
-        from .validation import validate_postback_fields
+        from postbacks.validation import validate_postback_fields
 
         validate_postback_fields(self)
 

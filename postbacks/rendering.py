@@ -31,10 +31,9 @@ from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 from django.utils import timezone
 
 from conversions.exchange import MissingRate, convert
+from postbacks.models import TrackingSettings
+from postbacks.placeholders import AMOUNT_FIELDS, Placeholder, RenderContext, lookup, valid_names
 from trackdesk.currencies import minor_units, quantum
-
-from .models import TrackingSettings
-from .placeholders import AMOUNT_FIELDS, Placeholder, RenderContext, lookup, valid_names
 
 PLACEHOLDER_RE = re.compile(r"\{([A-Za-z0-9_]+)\}")
 # A JSON body is read token by token: escapes first, so \" never opens or closes a string.

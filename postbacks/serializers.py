@@ -8,12 +8,11 @@ from rest_framework.settings import api_settings
 from affiliates.serializers import CurrencyField
 from conversions.models import ConversionStatus, ConversionType, ExchangeRate
 from conversions.serializers import parse_status
+from postbacks import validation
+from postbacks.models import Delivery, DeliveryAttempt, Postback
+from postbacks.rendering import CONFIG_FIELDS
 from trackdesk.api import StrictFieldsMixin
-
-from . import validation
-from .masking import mask
-from .models import Delivery, DeliveryAttempt, Postback
-from .rendering import CONFIG_FIELDS
+from trackdesk.masking import mask
 
 
 class StatusField(serializers.ChoiceField):

@@ -3,17 +3,17 @@
 from django.dispatch import receiver
 
 from conversions.signals import conversion_event, conversion_events
-
-from . import dispatch, matching
+from postbacks import matching
+from postbacks.delivery import queue
 
 
 @receiver(conversion_event, dispatch_uid="postbacks.on_conversion_event")
 def on_conversion_event(sender, conversion, status, new=False, **kwargs):
     deliveries = matching.create_deliveries(conversion, status, new=new)
-    dispatch.enqueue_on_commit([d.pk for d in deliveries], marked=True)
+    queue.enqueue_on_commit([d.pk for d in deliveries], marked=True)
 
 
 @receiver(conversion_events, dispatch_uid="postbacks.on_conversion_events")
 def on_conversion_events(sender, events, **kwargs):
     deliveries = matching.create_deliveries_bulk(events)
-    dispatch.enqueue_on_commit([d.pk for d in deliveries], marked=True)
+    queue.enqueue_on_commit([d.pk for d in deliveries], marked=True)

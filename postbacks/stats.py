@@ -22,7 +22,13 @@ from django.db.models import Count, F, Q, Sum, Value
 from django.db.models.functions import Floor, Greatest, Ln, TruncHour
 from django.utils import timezone
 
-from .models import Delivery, DeliveryStat, DeliveryState, DeliveryWindowStat, StatsProgress
+from postbacks.models import (
+    Delivery,
+    DeliveryStat,
+    DeliveryState,
+    DeliveryWindowStat,
+    StatsProgress,
+)
 
 # An hour is rolled up this long after it ended: attempts finishing at its last moment are
 # written by then.

@@ -15,12 +15,9 @@ from django.core.exceptions import ValidationError
 
 from affiliates.models import Affiliate, Offer
 from conversions.models import Click, Conversion, ConversionStatus, ConversionType
-from trackdesk import currencies
-
-from . import netguard
-from .models import BodyFormat, Method, Scope, TrackingSettings
-from .placeholders import RenderContext, lookup, valid_names
-from .rendering import (
+from postbacks.models import BodyFormat, Method, Scope, TrackingSettings
+from postbacks.placeholders import RenderContext, lookup, valid_names
+from postbacks.rendering import (
     PLACEHOLDER_RE,
     RenderedRequest,
     RenderError,
@@ -31,6 +28,8 @@ from .rendering import (
     render_json,
     render_template,
 )
+from postbacks.transport import netguard
+from trackdesk import currencies
 
 REVENUE_SETTING_MESSAGE = (
     "{token} needs 'Allow revenue and sale amount parameters in affiliate postbacks' turned on "

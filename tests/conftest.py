@@ -15,7 +15,7 @@ def broker_calls(request, monkeypatch):
         yield None
         return
     calls = []
-    monkeypatch.setattr("postbacks.dispatch.send_to_broker", calls.append)
+    monkeypatch.setattr("postbacks.delivery.queue.send_to_broker", calls.append)
     yield calls
 
 
@@ -64,7 +64,7 @@ def support_client(django_user_model):
 @pytest.fixture(autouse=True)
 def fresh_slow_start_windows():
     """Concurrent dispatch remembers each postback's window per process; tests reuse ids."""
-    from postbacks import batch
+    from postbacks.delivery import batch
 
     batch._windows.clear()
     yield
@@ -73,13 +73,13 @@ def fresh_slow_start_windows():
 
 @pytest.fixture(params=["requests", "aiohttp"])
 def send(request):
-    """postbacks.http.send, then the same call through the concurrent sender: both apply the
-    same guard, TLS and redirect rules (postbacks/http.py, http_async.py)."""
-    from postbacks import http
-    from postbacks.http_async import ConcurrentSender
+    """The requests sender's send, then the same call through the concurrent sender: both apply
+    the same guard, TLS and redirect rules (postbacks/transport/)."""
+    from postbacks.transport import requests_sender
+    from postbacks.transport.aiohttp_sender import ConcurrentSender
 
     def send_concurrently(method, url, *, headers, body=""):
         with ConcurrentSender() as sender:
             return sender.submit(method, url, headers, body).result(timeout=30)
 
-    return http.send if request.param == "requests" else send_concurrently
+    return requests_sender.send if request.param == "requests" else send_concurrently

@@ -6,7 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from postbacks import breaker, dashboard
+from postbacks.admin import dashboard
+from postbacks.delivery import breaker
 from postbacks.models import Delivery, DeliveryState, EndpointHealth, Postback
 from tests.factories import ConversionFactory, PostbackFactory
 

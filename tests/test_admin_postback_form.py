@@ -89,7 +89,7 @@ def test_preview_explains_a_url_it_cannot_render(admin_client):
 
 
 def test_test_send_view_shows_request_and_response(admin_client, monkeypatch):
-    monkeypatch.setattr("postbacks.http.send", FakeSeam())
+    monkeypatch.setattr("postbacks.transport.requests_sender.send", FakeSeam())
     postback = PostbackFactory(url="https://t.example.com/pb?c={affS1}")
 
     response = admin_client.post(
@@ -107,7 +107,7 @@ def test_test_send_view_shows_request_and_response(admin_client, monkeypatch):
 
 
 def test_test_send_refuses_a_conversion_of_another_affiliate(admin_client, monkeypatch):
-    monkeypatch.setattr("postbacks.http.send", FakeSeam())
+    monkeypatch.setattr("postbacks.transport.requests_sender.send", FakeSeam())
     postback = PostbackFactory()
     response = admin_client.post(
         f"/admin/postbacks/postback/{postback.pk}/test-send/",
@@ -119,7 +119,7 @@ def test_test_send_refuses_a_conversion_of_another_affiliate(admin_client, monke
 
 
 def test_test_send_action_on_the_list_uses_the_sample(admin_client, monkeypatch):
-    monkeypatch.setattr("postbacks.http.send", FakeSeam())
+    monkeypatch.setattr("postbacks.transport.requests_sender.send", FakeSeam())
     postback = PostbackFactory()
     response = admin_client.post(
         "/admin/postbacks/postback/",

@@ -6,8 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.core.exceptions import ValidationError
 
-from postbacks import assistant
-from postbacks.assistant import GENERIC, analyse, click_field_of, platforms
+from postbacks.assistant import analysis
+from postbacks.assistant.analysis import GENERIC, analyse, click_field_of, platforms
 from postbacks.rendering import render_request
 from postbacks.validation import validate_postback_config
 from tests.factories import (
@@ -421,7 +421,7 @@ def catch_all_fails(monkeypatch):
     def crashed(url, problem):
         raise AssertionError(f"analyse() crashed on {str(url)[:80]!r}: {problem}")
 
-    monkeypatch.setattr(assistant, "_failed", crashed)
+    monkeypatch.setattr(analysis, "_failed", crashed)
 
 
 @pytest.mark.parametrize("pasted", ODD_INPUTS, ids=lambda value: repr(value)[:40])
@@ -436,7 +436,7 @@ def test_odd_input_never_raises(pasted, catch_all_fails):
 
 def test_a_crash_inside_the_analysis_is_what_the_spy_catches(monkeypatch, catch_all_fails):
     """The spy above sees the catch-all: a crash in a step fails the odd-input test."""
-    monkeypatch.setattr(assistant._Analyser, "_map_params", lambda self, params: {}["boom"])
+    monkeypatch.setattr(analysis._Analyser, "_map_params", lambda self, params: {}["boom"])
 
     with pytest.raises(AssertionError, match="KeyError"):
         analyse("https://t.example.com/pb?clickid=REPLACE")

@@ -163,7 +163,7 @@ def test_an_inactive_postback_from_the_assistant_can_be_test_sent(
 ):
     """Create, land on its page, find the test-send panel there, send: success."""
     seam = FakeSeam()
-    monkeypatch.setattr("postbacks.http.send", seam)
+    monkeypatch.setattr("postbacks.transport.requests_sender.send", seam)
 
     page = _create(admin_client, affiliate, follow=True)
 

@@ -1,4 +1,4 @@
-"""Concurrent dispatch (postbacks.batch): batch claims, many in flight, bulk log, same rules."""
+"""Concurrent dispatch (postbacks/delivery/batch.py): batch claims, many in flight, bulk log."""
 
 import threading
 from collections import Counter
@@ -10,12 +10,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from postbacks import batch, tasks
-from postbacks.dispatch import (
+from postbacks.delivery import batch, tasks
+from postbacks.delivery.queue import (
     send_to_broker as real_send_to_broker,
 )  # before the fixture patches it
-from postbacks.http import HttpResult
 from postbacks.models import Delivery, DeliveryAttempt, DeliveryState, EndpointHealth
+from postbacks.transport.requests_sender import HttpResult
 from tests.factories import ConversionFactory, PostbackFactory
 
 pytestmark = pytest.mark.django_db
@@ -170,22 +170,24 @@ def test_spent_budget_hands_the_rest_to_another_task(broker_calls, settings):
 def test_deliver_due_task_drains(monkeypatch):
     make_deliveries(4)
     sender = FakeSender()
-    monkeypatch.setattr("postbacks.http_async.ConcurrentSender", lambda: sender)
+    monkeypatch.setattr("postbacks.transport.aiohttp_sender.ConcurrentSender", lambda: sender)
     assert tasks.deliver_due(1) == 4
     assert len(sender.calls) == 4
 
 
 def test_enqueue_uses_the_concurrent_task_unless_switched_off(settings, monkeypatch):
     sent = []
-    monkeypatch.setattr("postbacks.dispatch.async_task", lambda func, *a, **k: sent.append(func))
+    monkeypatch.setattr(
+        "postbacks.delivery.queue.async_task", lambda func, *a, **k: sent.append(func)
+    )
     settings.POSTBACK_CONCURRENT_DISPATCH = True
     real_send_to_broker(5)
     settings.POSTBACK_CONCURRENT_DISPATCH = False
     real_send_to_broker(6)
-    assert sent == ["postbacks.tasks.deliver_due", "postbacks.tasks.deliver"]
+    assert sent == ["postbacks.delivery.tasks.deliver_due", "postbacks.delivery.tasks.deliver"]
 
 
-# --- circuit breaker (postbacks.breaker), the same rules as one delivery at a time ----------
+# --- circuit breaker (postbacks/delivery/breaker.py), the same rules as one delivery at a time
 
 
 @pytest.fixture
@@ -274,7 +276,7 @@ def test_half_open_sends_one_probe_per_batch_and_its_success_closes(breaker_on):
 
 
 def test_a_success_after_failures_in_one_batch_ends_the_streak(breaker_on):
-    from postbacks import breaker
+    from postbacks.delivery import breaker
 
     (delivery,) = make_deliveries(1)
     delivery.last_error = "HTTP 503"

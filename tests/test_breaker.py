@@ -5,10 +5,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from postbacks import breaker, dispatch
-from postbacks.delivery import attempt_delivery
-from postbacks.http import HttpResult
+from postbacks.delivery import breaker, queue
+from postbacks.delivery.single import attempt_delivery
 from postbacks.models import Delivery, DeliveryState, EndpointHealth, Postback
+from postbacks.transport.requests_sender import HttpResult
 from tests.factories import ConversionFactory, PostbackFactory
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +18,7 @@ UP = "https://up.example.com/pb?c={cid}"
 
 
 class Seam:
-    """Stands in for postbacks.http.send; answers per host."""
+    """Stands in for postbacks.transport.requests_sender.send; answers per host."""
 
     def __init__(self):
         self.answers = {}
@@ -38,7 +38,7 @@ def seam(monkeypatch, settings):
     settings.POSTBACK_RETRY_SCHEDULE = [60] * 10
     fake = Seam()
     fake.answers["down.example.com:443"] = HttpResult(error="No response within 10 s")
-    monkeypatch.setattr("postbacks.http.send", fake)
+    monkeypatch.setattr("postbacks.transport.requests_sender.send", fake)
     return fake
 
 
@@ -102,7 +102,7 @@ def test_open_breaker_sets_the_postbacks_whole_backlog_aside_at_once(seam):
     opened_until = health().opened_until
     waiting = Delivery.objects.filter(pk__in=[d.pk for d in [first, *backlog]])
     assert set(waiting.values_list("next_attempt_at", "attempts")) == {(opened_until, 0)}
-    assert list(dispatch.due_for_enqueue().values_list("pk", flat=True)) == [healthy.pk]
+    assert list(queue.due_for_enqueue().values_list("pk", flat=True)) == [healthy.pk]
 
 
 def test_while_a_probe_is_out_the_backlog_is_not_set_aside(seam):
@@ -249,7 +249,7 @@ def test_sweeper_enqueues_the_longest_waiting_deliveries_first(broker_calls, set
     now = timezone.now()
     Delivery.objects.filter(pk=newer.pk).update(next_attempt_at=now - timedelta(minutes=1))
     Delivery.objects.filter(pk=older.pk).update(next_attempt_at=now - timedelta(minutes=9))
-    dispatch.sweep()
+    queue.sweep()
     # One task per delivery, or one per batch (its drain claims the oldest due first).
     assert broker_calls == ([older.pk] if concurrent else [older.pk, newer.pk])
 
@@ -259,7 +259,7 @@ def test_deliveries_of_an_open_endpoint_leave_the_sweep_until_it_half_opens(seam
         attempt_delivery(d.pk)
     Delivery.objects.update(enqueued_at=None)
     (healthy,) = deliveries(UP, 1)
-    dispatch.sweep()
+    queue.sweep()
     # The three failed ones wait for their retry, the deferred one for the half-open breaker.
     assert broker_calls == [healthy.pk]
 

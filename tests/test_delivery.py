@@ -5,17 +5,16 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from postbacks import delivery as delivery_module
-from postbacks import dispatch, tasks
-from postbacks.http import HttpResult
+from postbacks.delivery import queue, single, tasks
 from postbacks.models import Delivery, DeliveryState
+from postbacks.transport.requests_sender import HttpResult
 from tests.factories import ConversionFactory, PostbackFactory
 
 pytestmark = pytest.mark.django_db
 
 
 class FakeSeam:
-    """Stands in for postbacks.http.send: records requests, answers from a list."""
+    """Stands in for the requests sender's send: records requests, answers from a list."""
 
     def __init__(self, *results):
         self.results = list(results) or [HttpResult(status=200, body="ok")]
@@ -29,7 +28,7 @@ class FakeSeam:
 @pytest.fixture
 def seam(monkeypatch):
     fake = FakeSeam()
-    monkeypatch.setattr("postbacks.http.send", fake)
+    monkeypatch.setattr("postbacks.transport.requests_sender.send", fake)
     return fake
 
 
@@ -44,7 +43,7 @@ def delivery():
 
 
 def test_success_records_the_attempt_and_finishes(seam, delivery):
-    delivery_module.attempt_delivery(delivery.pk)
+    single.attempt_delivery(delivery.pk)
     delivery.refresh_from_db()
     assert delivery.state == DeliveryState.SUCCESS and delivery.finished_at
     attempt = delivery.attempt_log.get()
@@ -66,7 +65,7 @@ def test_delivery_claimed_by_another_worker_is_not_sent(seam, delivery):
     Delivery.objects.filter(pk=delivery.pk).update(
         claimed_until=timezone.now() + timedelta(seconds=30)
     )
-    assert delivery_module.attempt_delivery(delivery.pk) is None
+    assert single.attempt_delivery(delivery.pk) is None
     assert seam.calls == []
 
 
@@ -74,7 +73,7 @@ def test_expired_claim_of_a_dead_worker_is_taken_over(seam, delivery):
     Delivery.objects.filter(pk=delivery.pk).update(
         claimed_until=timezone.now() - timedelta(seconds=1), attempts=1
     )
-    delivery_module.attempt_delivery(delivery.pk)
+    single.attempt_delivery(delivery.pk)
     delivery.refresh_from_db()
     assert delivery.state == DeliveryState.SUCCESS and delivery.attempts == 2
 
@@ -92,7 +91,7 @@ def test_failure_schedules_a_retry_per_the_schedule(seam, delivery, settings, re
     settings.POSTBACK_RETRY_SCHEDULE = [60, 300]
     seam.results = [result]
     before = timezone.now()
-    delivery_module.attempt_delivery(delivery.pk)
+    single.attempt_delivery(delivery.pk)
     delivery.refresh_from_db()
     assert delivery.state == DeliveryState.RETRYING
     wait = (delivery.next_attempt_at - before).total_seconds()
@@ -107,7 +106,7 @@ def test_retries_follow_the_schedule_then_the_delivery_fails(seam, delivery, set
     for _ in range(3):
         Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
         started = timezone.now()
-        delivery_module.attempt_delivery(delivery.pk)
+        single.attempt_delivery(delivery.pk)
         delivery.refresh_from_db()
         waits.append((delivery.next_attempt_at - started).total_seconds())
     assert delivery.state == DeliveryState.FAILED
@@ -124,14 +123,14 @@ def test_default_schedule_is_seven_retries_like_trackdesk(settings):
 def test_retry_after_header_postpones_the_next_attempt(seam, delivery):
     seam.results = [HttpResult(status=429, headers={"Retry-After": "900"})]
     before = timezone.now()
-    delivery_module.attempt_delivery(delivery.pk)
+    single.attempt_delivery(delivery.pk)
     delivery.refresh_from_db()
     assert (delivery.next_attempt_at - before).total_seconds() >= 899
 
 
 def test_refused_destination_fails_at_once_without_retry(seam, delivery):
     seam.results = [HttpResult(error="Destination not allowed: ...", permanent=True)]
-    delivery_module.attempt_delivery(delivery.pk)
+    single.attempt_delivery(delivery.pk)
     delivery.refresh_from_db()
     assert delivery.state == DeliveryState.FAILED
     assert "not allowed" in delivery.last_error
@@ -145,7 +144,7 @@ def test_blocked_destination_is_logged_on_the_delivery_and_never_retried(setting
         affiliate=conversion.affiliate, url="http://169.254.169.254/latest/meta-data?c={cid}"
     )
     blocked = Delivery.objects.create(postback=postback, conversion=conversion, status="pending")
-    delivery_module.attempt_delivery(blocked.pk)
+    single.attempt_delivery(blocked.pk)
     blocked.refresh_from_db()
     assert blocked.state == DeliveryState.FAILED and blocked.attempts == 1
     assert blocked.last_error.startswith("Destination not allowed: 169.254.169.254")
@@ -155,7 +154,7 @@ def test_blocked_destination_is_logged_on_the_delivery_and_never_retried(setting
 def test_missing_exchange_rate_fails_with_a_clear_error_and_sends_nothing(seam, delivery):
     delivery.postback.currency = "GBP"
     delivery.postback.save()
-    delivery_module.attempt_delivery(delivery.pk)
+    single.attempt_delivery(delivery.pk)
     delivery.refresh_from_db()
     assert seam.calls == []
     assert delivery.state == DeliveryState.FAILED
@@ -166,7 +165,7 @@ def test_missing_exchange_rate_fails_with_a_clear_error_and_sends_nothing(seam, 
 def test_deactivated_postback_is_not_sent(seam, delivery):
     delivery.postback.active = False
     delivery.postback.save()
-    delivery_module.attempt_delivery(delivery.pk)
+    single.attempt_delivery(delivery.pk)
     delivery.refresh_from_db()
     assert seam.calls == [] and delivery.state == DeliveryState.FAILED
 
@@ -174,7 +173,7 @@ def test_deactivated_postback_is_not_sent(seam, delivery):
 def test_post_form_sends_parameters_in_the_body(seam, delivery):
     delivery.postback.method = "POST"
     delivery.postback.save()
-    delivery_module.attempt_delivery(delivery.pk)
+    single.attempt_delivery(delivery.pk)
     call = seam.calls[0]
     assert call["method"] == "POST"
     assert call["url"] == "https://tracker.example.com/pb"
@@ -187,7 +186,7 @@ def test_post_json_sends_the_rendered_json_body(seam, delivery):
     delivery.postback.body_format = "json"
     delivery.postback.body_template = '{"click": "{affS1}", "payout": {payout}}'
     delivery.postback.save()
-    delivery_module.attempt_delivery(delivery.pk)
+    single.attempt_delivery(delivery.pk)
     call = seam.calls[0]
     assert call["body"] == '{"click": "abc", "payout": 12.50}'
     assert call["headers"]["Content-Type"] == "application/json"
@@ -202,17 +201,17 @@ def test_sweeper_enqueues_pending_deliveries_a_dead_worker_left(delivery, broker
         enqueued_at=timezone.now() - timedelta(minutes=10),
         claimed_until=timezone.now() - timedelta(minutes=5),
     )
-    assert dispatch.sweep() == 1
+    assert queue.sweep() == 1
     assert broker_calls == [delivery.pk]
 
 
 def test_sweeper_leaves_recently_enqueued_and_claimed_deliveries(delivery, broker_calls):
     Delivery.objects.filter(pk=delivery.pk).update(enqueued_at=timezone.now())
-    assert dispatch.sweep() == 0
+    assert queue.sweep() == 0
     Delivery.objects.filter(pk=delivery.pk).update(
         enqueued_at=None, claimed_until=timezone.now() + timedelta(seconds=30)
     )
-    assert dispatch.sweep() == 0
+    assert queue.sweep() == 0
     assert broker_calls == []
 
 
@@ -220,14 +219,14 @@ def test_sweeper_enqueues_due_retries_only(delivery, broker_calls):
     Delivery.objects.filter(pk=delivery.pk).update(
         state=DeliveryState.RETRYING, next_attempt_at=timezone.now() + timedelta(minutes=1)
     )
-    assert dispatch.sweep() == 0
+    assert queue.sweep() == 0
     Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
-    assert dispatch.sweep() == 1
+    assert queue.sweep() == 1
 
 
 def test_sweeper_ignores_finished_deliveries(delivery, broker_calls):
     Delivery.objects.filter(pk=delivery.pk).update(state=DeliveryState.SUCCESS)
-    assert dispatch.sweep() == 0
+    assert queue.sweep() == 0
 
 
 def test_retry_now_requeues_a_failed_delivery(
@@ -235,22 +234,22 @@ def test_retry_now_requeues_a_failed_delivery(
 ):
     Delivery.objects.filter(pk=delivery.pk).update(state=DeliveryState.FAILED, attempts=8)
     with django_capture_on_commit_callbacks(execute=True):
-        assert dispatch.retry_deliveries(Delivery.objects.all()) == 1
+        assert queue.retry_deliveries(Delivery.objects.all()) == 1
     assert broker_calls == [delivery.pk]
-    delivery_module.attempt_delivery(delivery.pk)
+    single.attempt_delivery(delivery.pk)
     delivery.refresh_from_db()
     assert delivery.state == DeliveryState.SUCCESS
 
 
 def test_retry_now_leaves_successful_deliveries_alone(delivery, broker_calls):
     Delivery.objects.filter(pk=delivery.pk).update(state=DeliveryState.SUCCESS)
-    assert dispatch.retry_deliveries(Delivery.objects.all()) == 0
+    assert queue.retry_deliveries(Delivery.objects.all()) == 0
 
 
 def test_a_migration_schedules_the_sweeper_every_minute():
     from django_q.models import Schedule
 
-    schedule = Schedule.objects.get(func="postbacks.tasks.sweep")
+    schedule = Schedule.objects.get(func="postbacks.delivery.tasks.sweep")
     assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (
         Schedule.MINUTES,
         1,

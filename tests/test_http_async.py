@@ -4,9 +4,9 @@ import ipaddress
 
 import pytest
 
-from postbacks import netguard
-from postbacks.http_async import ConcurrentSender
-from postbacks.sink import Sink
+from demo.sink import Sink
+from postbacks.transport import netguard
+from postbacks.transport.aiohttp_sender import ConcurrentSender
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from postbacks.masking import MASK, MaskSecretsFilter, mask_headers, mask_text
 from postbacks.models import Delivery, DeliveryAttempt, DeliveryState
+from trackdesk.masking import MASK, MaskSecretsFilter, mask_headers, mask_text
 
 from .factories import ConversionFactory, PostbackFactory
 

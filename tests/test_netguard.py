@@ -5,8 +5,8 @@ import socket
 
 import pytest
 
-from postbacks import http, netguard
-from postbacks.sink import Sink
+from demo.sink import Sink
+from postbacks.transport import netguard, requests_sender
 
 BLOCKED = [
     "127.0.0.1",
@@ -175,7 +175,9 @@ def test_send_connects_to_the_checked_address_with_the_original_host_header(sett
 
     monkeypatch.setattr(netguard, "resolve", resolve_once)
     with Sink() as sink:
-        result = http.send("GET", f"http://tracker.invalid:{sink.port}/pb?a=1", headers={})
+        result = requests_sender.send(
+            "GET", f"http://tracker.invalid:{sink.port}/pb?a=1", headers={}
+        )
         assert result.status == 200, result.error
         assert sink.requests[0].headers["Host"] == f"tracker.invalid:{sink.port}"
         assert sink.requests[0].path == "/pb?a=1"
@@ -187,7 +189,7 @@ def test_redirects_are_not_followed(settings):
     with Sink() as sink:
         sink.behaviour.status = 302
         sink.behaviour.headers = {"Location": "http://169.254.169.254/latest/meta-data"}
-        result = http.send("GET", sink.url + "/pb", headers={})
+        result = requests_sender.send("GET", sink.url + "/pb", headers={})
         assert result.status == 302 and not result.ok
         assert len(sink.requests) == 1
 
@@ -197,7 +199,7 @@ def test_response_body_is_read_up_to_the_cap(settings):
     settings.POSTBACK_RESPONSE_BODY_LIMIT = 100
     with Sink() as sink:
         sink.behaviour.body = "x" * 100_000
-        result = http.send("GET", sink.url + "/pb", headers={})
+        result = requests_sender.send("GET", sink.url + "/pb", headers={})
     assert result.status == 200 and len(result.body) == 100
 
 
@@ -206,7 +208,7 @@ def test_read_timeout_is_reported_and_retryable(settings):
     settings.POSTBACK_READ_TIMEOUT = 0.3
     with Sink() as sink:
         sink.behaviour.delay = 2
-        result = http.send("GET", sink.url + "/pb", headers={})
+        result = requests_sender.send("GET", sink.url + "/pb", headers={})
     assert result.status is None and not result.permanent
     assert "timeout" in result.error.lower()
 
@@ -216,9 +218,9 @@ def test_a_dropped_connection_is_not_silently_resent(settings):
     attempt, never a second request sent behind our back (that would be a duplicate)."""
     settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
     with Sink() as sink:
-        assert http.send("GET", sink.url + "/pb?n=1", headers={}).status == 200
+        assert requests_sender.send("GET", sink.url + "/pb?n=1", headers={}).status == 200
         sink.behaviour.reset = True
-        result = http.send("GET", sink.url + "/pb?n=2", headers={})
+        result = requests_sender.send("GET", sink.url + "/pb?n=2", headers={})
         assert result.status is None and result.error
         assert [r.query["n"] for r in sink.requests] == ["1", "2"]
 
@@ -227,7 +229,7 @@ def test_proxy_environment_variables_are_ignored(settings, monkeypatch):
     settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     with Sink() as sink:
-        result = http.send("GET", sink.url + "/pb", headers={})
+        result = requests_sender.send("GET", sink.url + "/pb", headers={})
     assert result.status == 200
 
 
@@ -238,7 +240,7 @@ def test_total_time_limit_ends_an_answer_that_drips(settings):
     settings.POSTBACK_TOTAL_TIMEOUT = 0.5
     with Sink() as sink:
         sink.behaviour.status, sink.behaviour.body, sink.behaviour.drip = 500, "x" * 100, 0.1
-        result = http.send("GET", sink.url + "/pb", headers={})
+        result = requests_sender.send("GET", sink.url + "/pb", headers={})
     assert result.status == 500 and not result.permanent
     assert result.error == "No complete response within 0.5 s (total time limit)"
 

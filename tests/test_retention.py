@@ -11,7 +11,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from conversions.models import Conversion
-from postbacks import dispatch, retention, tasks
+from postbacks.delivery import queue, retention, tasks
 from postbacks.models import Delivery, DeliveryAttempt, DeliveryState, Postback
 
 from .factories import ConversionFactory, PostbackFactory
@@ -105,7 +105,7 @@ def test_bad_arguments_are_refused():
 
 
 def test_daily_schedule_runs_the_prune_task(settings):
-    schedule = Schedule.objects.get(func="postbacks.tasks.prune_log")
+    schedule = Schedule.objects.get(func="postbacks.delivery.tasks.prune_log")
     assert schedule.schedule_type == Schedule.DAILY
     settings.POSTBACK_LOG_RETENTION_DAYS = 30
     delivery(31)
@@ -123,7 +123,7 @@ def test_a_delivery_reopened_between_select_and_delete_keeps_its_attempts(monkey
     def select_then_retry(older_than, batch_size):
         ids = original(older_than, batch_size)
         assert reopened.pk in ids  # selected as prunable, then reopened
-        dispatch.retry_deliveries(Delivery.objects.filter(pk=reopened.pk))
+        queue.retry_deliveries(Delivery.objects.filter(pk=reopened.pk))
         return ids
 
     monkeypatch.setattr(retention, "select_batch", select_then_retry)

@@ -13,10 +13,11 @@ from django.contrib.messages import get_messages
 from django.contrib.messages.storage.cookie import CookieStorage
 from django.utils import timezone
 
-from postbacks import batch, signing
-from postbacks.delivery import attempt_delivery
-from postbacks.http import HttpResult
+from postbacks.delivery import batch
+from postbacks.delivery.single import attempt_delivery
 from postbacks.models import Delivery, DeliveryAttempt, Postback
+from postbacks.transport import signing
+from postbacks.transport.requests_sender import HttpResult
 from tests.factories import ConversionFactory, PostbackFactory
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +40,7 @@ def sent(monkeypatch):
         calls.append({"headers": headers, "body": body})
         return HttpResult(status=200)
 
-    monkeypatch.setattr("postbacks.http.send", fake_send)
+    monkeypatch.setattr("postbacks.transport.requests_sender.send", fake_send)
     return calls
 
 

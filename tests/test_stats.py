@@ -7,7 +7,9 @@ import pytest
 from django.utils import timezone
 from django_q.models import Schedule
 
-from postbacks import dashboard, stats, tasks
+from postbacks import stats
+from postbacks.admin import dashboard
+from postbacks.delivery import tasks
 from postbacks.models import DeliveryStat, DeliveryWindowStat, StatsProgress
 from tests.factories import PostbackFactory
 from tests.test_admin_dashboard import F, P, S, make
@@ -99,7 +101,7 @@ def test_percentiles_are_nearest_rank_within_five_per_cent():
 
 
 def test_a_schedule_runs_the_roll_up(log):
-    schedule = Schedule.objects.get(func="postbacks.tasks.roll_up_stats")
+    schedule = Schedule.objects.get(func="postbacks.delivery.tasks.roll_up_stats")
     assert schedule.schedule_type == Schedule.MINUTES and schedule.repeats == -1
     assert tasks.roll_up_stats().startswith("rolled up ")
 

@@ -4,11 +4,12 @@ delivery of an event and never retried."""
 import pytest
 from django.db import IntegrityError
 
-from postbacks import dispatch, matching
-from postbacks.http import HttpResult
+from demo.sink import Sink
+from postbacks import matching
+from postbacks.delivery import queue
+from postbacks.delivery.testsend import send_test
 from postbacks.models import Delivery, DeliveryState
-from postbacks.sink import Sink
-from postbacks.testsend import send_test
+from postbacks.transport.requests_sender import HttpResult
 from tests.factories import ConversionFactory, PostbackFactory
 from tests.test_delivery import FakeSeam
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def seam(monkeypatch):
     fake = FakeSeam()
-    monkeypatch.setattr("postbacks.http.send", fake)
+    monkeypatch.setattr("postbacks.transport.requests_sender.send", fake)
     return fake
 
 
@@ -63,9 +64,9 @@ def test_failed_test_send_is_final_and_never_retried(seam, broker_calls):
     test = send_test(PostbackFactory())
 
     assert test.state == DeliveryState.FAILED
-    assert not dispatch.due_for_enqueue().filter(pk=test.pk).exists()
-    assert dispatch.sweep() == 0
-    assert dispatch.retry_deliveries(Delivery.objects.filter(pk=test.pk)) == 0
+    assert not queue.due_for_enqueue().filter(pk=test.pk).exists()
+    assert queue.sweep() == 0
+    assert queue.retry_deliveries(Delivery.objects.filter(pk=test.pk)) == 0
     test.refresh_from_db()
     assert test.state == DeliveryState.FAILED and broker_calls == []
 

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "conversions",
     "postbacks",
     "apitokens",
+    "demo",
     "axes",
 ]
 
@@ -273,7 +274,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     # Request lines carry query strings: the pixel's token=, say. Mask them before printing.
-    "filters": {"mask_secrets": {"()": "postbacks.masking.MaskSecretsFilter"}},
+    "filters": {"mask_secrets": {"()": "trackdesk.masking.MaskSecretsFilter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",

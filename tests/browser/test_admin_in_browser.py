@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from demo.sink import Sink
 from postbacks.models import Delivery, DeliveryState
-from postbacks.sink import Sink
 from tests.factories import AffiliateFactory, ConversionFactory, OfferFactory, PostbackFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from postbacks.sink import Sink
+from demo.sink import Sink
 
 ROOT = Path(__file__).resolve().parents[2]
 

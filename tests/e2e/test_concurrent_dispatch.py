@@ -3,10 +3,10 @@ exactly once, with every attempt logged, while a failing receiver is set aside b
 
 import pytest
 
-from postbacks import batch
-from postbacks.breaker import endpoint_key
+from demo.sink import Sink
+from postbacks.delivery import batch
+from postbacks.delivery.breaker import endpoint_key
 from postbacks.models import Delivery, DeliveryAttempt, DeliveryState, EndpointHealth
-from postbacks.sink import Sink
 from tests.factories import ClickFactory, PostbackFactory, conversion_type
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

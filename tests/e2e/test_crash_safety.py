@@ -10,7 +10,7 @@ from django_q.brokers import get_broker
 from django_q.models import Schedule
 
 from conversions.services import ConversionInput, create_conversion
-from postbacks import dispatch
+from postbacks.delivery import queue
 from postbacks.models import Delivery, DeliveryState
 from tests.e2e.conftest import kill_qcluster, start_qcluster, stop_qcluster, wait_until
 from tests.factories import ClickFactory, PostbackFactory, conversion_type
@@ -50,7 +50,7 @@ def sweeper_due_now():
     Schedule.objects.update_or_create(
         name=SWEEPER,
         defaults={
-            "func": "postbacks.tasks.sweep",
+            "func": "postbacks.delivery.tasks.sweep",
             "schedule_type": Schedule.MINUTES,
             "minutes": 1,
             "repeats": -1,
@@ -119,7 +119,7 @@ def test_delivery_abandoned_before_the_request_left_is_sent_exactly_once(tmp_pat
         done = wait_until(
             lambda: Delivery.objects.filter(state=DeliveryState.SUCCESS).first(),
             timeout=30,
-            also=dispatch.sweep,  # the every-minute schedule, run here on every poll
+            also=queue.sweep,  # the every-minute schedule, run here on every poll
         )
         sink.wait_for(2, timeout=2)  # nothing more arrives
     finally:

@@ -9,9 +9,9 @@ import pytest
 from django_q.brokers import get_broker
 
 from conversions.services import ConversionInput, create_conversion
-from postbacks import batch, dispatch
+from demo.sink import Sink
+from postbacks.delivery import batch, queue
 from postbacks.models import Delivery, DeliveryAttempt, DeliveryState
-from postbacks.sink import Sink
 from tests.e2e.conftest import start_qcluster, stop_qcluster, wait_until
 from tests.factories import AffiliateFactory, OfferFactory, PostbackFactory, conversion_type
 
@@ -69,7 +69,7 @@ def endpoint(url: str):
 
 def attempts_of(delivery, at_least: int):
     return wait_until(
-        lambda: delivery.attempt_log.count() >= at_least, timeout=30, also=dispatch.sweep
+        lambda: delivery.attempt_log.count() >= at_least, timeout=30, also=queue.sweep
     )
 
 
@@ -130,14 +130,14 @@ def test_receiver_that_heals_gets_every_postback(cluster, sink):
     conversions = [convert(affiliate, offer) for _ in range(6)]
     assert wait_until(
         lambda: DeliveryAttempt.objects.filter(response_status=503).count() >= 4,
-        also=dispatch.sweep,
+        also=queue.sweep,
     )
 
     sink.behaviour.status = 200
     assert wait_until(
         lambda: Delivery.objects.filter(state=DeliveryState.SUCCESS).count() == 6,
         timeout=40,
-        also=dispatch.sweep,
+        also=queue.sweep,
     ), list(Delivery.objects.values("state", "attempts", "last_error"))
     for delivery in Delivery.objects.all():
         assert delivery.attempt_log.filter(response_status=200).count() == 1

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from postbacks import retention
+from postbacks.delivery import retention
 
 
 class Command(BaseCommand):

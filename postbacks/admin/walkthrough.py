@@ -10,9 +10,8 @@ from decimal import Decimal
 from affiliates.models import DEFAULT_CLICK_FIELD, Offer
 from conversions import services
 from conversions.models import Click, Conversion, ConversionType, StatusChangeSource
-
-from .assistant import click_field_of
-from .models import Delivery, Postback, Scope
+from postbacks.assistant.analysis import click_field_of
+from postbacks.models import Delivery, Postback, Scope
 
 WALKTHROUGH_USER_AGENT = "Postback walkthrough (admin)"
 

@@ -28,8 +28,14 @@ from aiohttp.abc import AbstractResolver
 from django.conf import settings
 from yarl import URL
 
-from . import netguard
-from .http import HttpResult, ca_bundle, next_hop, refused_hop, tls_refused
+from postbacks.transport import netguard
+from postbacks.transport.requests_sender import (
+    HttpResult,
+    ca_bundle,
+    next_hop,
+    refused_hop,
+    tls_refused,
+)
 
 # How long a host's checked address is reused before it is resolved and checked again.
 CHECK_TTL = 10.0

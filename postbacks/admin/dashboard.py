@@ -17,9 +17,10 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from . import breaker, stats
-from .masking import mask
-from .models import Delivery, DeliveryState, EndpointHealth, Postback
+from postbacks import stats
+from postbacks.delivery import breaker
+from postbacks.models import Delivery, DeliveryState, EndpointHealth, Postback
+from trackdesk.masking import mask
 
 WINDOWS = stats.WINDOWS
 OPEN = (DeliveryState.PENDING, DeliveryState.RETRYING)

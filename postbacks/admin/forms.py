@@ -7,10 +7,9 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from conversions.models import ConversionStatus
-
-from .models import Postback, TrackingSettings
-from .placeholders import CATALOG
-from .validation import validate_postback_config
+from postbacks.models import Postback, TrackingSettings
+from postbacks.placeholders import CATALOG
+from postbacks.validation import validate_postback_config
 
 # Postback.clean checks every other field; only the form sees the chosen offers and types.
 RELATIONS = ("offers", "conversion_types")

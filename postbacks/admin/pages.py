@@ -19,14 +19,13 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from conversions.models import Conversion, ConversionStatus
-
-from . import dashboard, walkthrough
-from .admin_html import STATE_COLOURS, log_url, recent_deliveries
-from .models import DeliveryState, Postback, TrackingSettings
-from .placeholders import lookup
-from .rendering import PLACEHOLDER_RE, RenderError, find_placeholders
-from .testsend import describe, send_test
-from .validation import render_preview, validate_postback_config
+from postbacks.admin import dashboard, walkthrough
+from postbacks.admin.html import STATE_COLOURS, log_url, recent_deliveries
+from postbacks.delivery.testsend import describe, send_test
+from postbacks.models import DeliveryState, Postback, TrackingSettings
+from postbacks.placeholders import lookup
+from postbacks.rendering import PLACEHOLDER_RE, RenderError, find_placeholders
+from postbacks.validation import render_preview, validate_postback_config
 
 PREVIEW_FIELDS = ("url", "method", "body_format", "body_template", "currency", "status_map")
 PREVIEW_CONVERSIONS = 20

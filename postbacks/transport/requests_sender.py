@@ -20,8 +20,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util import parse_url
 
 import trackdesk
-
-from . import netguard
+from postbacks.transport import netguard
 
 USER_AGENT = f"TrackdeskPostbacks/{trackdesk.__version__}"
 

@@ -1,200 +1,23 @@
-"""Admin for postbacks, the tracking settings page and the read-only postback tracking log."""
+"""The postback log in the admin: deliveries with their attempts, read-only, with retry."""
 
 import contextlib
 import uuid
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, Q, Subquery
-from django.shortcuts import redirect
-from django.template.response import TemplateResponse
-from django.urls import reverse
-from django.utils.cache import add_never_cache_headers
+from django.db.models import Q
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from affiliates.admin import DeactivateInsteadOfDeleteMixin
 from conversions.models import Conversion
-
-from . import admin_views, breaker, dispatch, signing
-from .admin_html import change_link, recent_deliveries, state_badge
-from .assistant_admin import assistant_urls
-from .forms import PostbackForm
-from .masking import mask
-from .models import (
-    Delivery,
-    DeliveryAttempt,
-    DeliveryState,
-    EndpointHealth,
-    Postback,
-    TrackingSettings,
-)
-from .testsend import describe, send_test
+from postbacks.admin import pages
+from postbacks.admin.html import change_link, state_badge
+from postbacks.delivery import queue
+from postbacks.models import Delivery, DeliveryAttempt
+from trackdesk.masking import mask
 
 LOG_TITLE = "Affiliate postback tracking log"
 BODY_PREVIEW_CHARS = 2000
 WRAP = "white-space: pre-wrap; word-break: break-all; margin: 0"
-
-
-@admin.register(Postback)
-class PostbackAdmin(DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
-    form = PostbackForm
-    list_display = [
-        "name",
-        "affiliate",
-        "scope",
-        "method",
-        "currency",
-        "active",
-        "updated",
-        "last_delivery",
-    ]
-    list_filter = ["active", "affiliate", "method", "scope"]
-    search_fields = ["name", "affiliate__name", "=id"]
-    list_select_related = ["affiliate"]
-    save_on_top = True
-    autocomplete_fields = ["affiliate"]
-    filter_horizontal = ["offers", "conversion_types"]
-    radio_fields = {"scope": admin.VERTICAL, "method": admin.HORIZONTAL}
-    readonly_fields = ["recent_deliveries", "paused_reason", "signing"]
-    actions = ["send_test_with_sample", "rotate_signing_secret", "turn_signing_off"]
-    fieldsets = [
-        ("Target", {"fields": ["name", "affiliate", "active", "paused_reason"]}),
-        ("Triggers", {"fields": ["scope", "offers", "conversion_types", "statuses"]}),
-        (
-            "Request",
-            {
-                "fields": [
-                    "currency",
-                    "method",
-                    "url",
-                    "body_format",
-                    "body_template",
-                    "status_map",
-                ]
-            },
-        ),
-        ("Signing", {"fields": ["signing"]}),
-        ("Recent deliveries", {"fields": ["recent_deliveries"]}),
-    ]
-
-    def get_urls(self):
-        return assistant_urls(self) + admin_views.postback_urls(self) + super().get_urls()
-
-    def get_fieldsets(self, request, obj=None):
-        # Signing and deliveries exist only for a saved postback.
-        return self.fieldsets if obj else self.fieldsets[:-2]
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if obj.active and obj.paused_reason:
-            breaker.resume(obj)
-
-    def has_send_test_permission(self, request):
-        return request.user.has_perm(admin_views.TEST_SEND_PERMISSION)
-
-    def get_queryset(self, request):
-        last = Delivery.objects.filter(postback=OuterRef("pk")).order_by("-created", "-pk")
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(last_delivery_state=Subquery(last.values("state")[:1]))
-        )
-
-    @admin.display(description="last delivery", ordering="last_delivery_state")
-    def last_delivery(self, postback):
-        return state_badge(postback.last_delivery_state)
-
-    @admin.display(description="Deliveries (newest first)")
-    def recent_deliveries(self, postback):
-        return recent_deliveries(
-            postback.deliveries.all(), show="conversion", postback__id__exact=postback.pk
-        )
-
-    @admin.action(description="Send test postback (sample conversion)", permissions=["send_test"])
-    def send_test_with_sample(self, request, queryset):
-        for postback in queryset.select_related("affiliate"):
-            delivery = send_test(postback)
-            self.message_user(
-                request,
-                format_html(
-                    "{}: test postback {}. {}",
-                    postback,
-                    describe(delivery),
-                    change_link(delivery, "Open in the log"),
-                ),
-                messages.SUCCESS if delivery.state == DeliveryState.SUCCESS else messages.WARNING,
-            )
-
-    @admin.display(description="Signing")
-    def signing(self, postback):
-        return signing.describe(postback)
-
-    @admin.action(description="Sign requests: new signing secret", permissions=["change"])
-    def rotate_signing_secret(self, request, queryset):
-        """Shows the new secrets on the page this POST answers, once: never in a message,
-        which would carry them in the (signed, not encrypted) messages cookie."""
-        rotated = []
-        for postback in queryset.select_related("affiliate").order_by("pk"):
-            rotated.append((postback, signing.rotate(postback)))
-            self.log_change(request, postback, "New signing secret issued.")
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "New signing secrets",
-            "opts": self.opts,
-            "rotated": rotated,
-            "changelist_url": reverse("admin:postbacks_postback_changelist"),
-        }
-        response = TemplateResponse(request, "admin/postbacks/signing_secret.html", context)
-        add_never_cache_headers(response)  # no copy in the browser's cache or history
-        return response
-
-    @admin.action(description="Stop signing requests", permissions=["change"])
-    def turn_signing_off(self, request, queryset):
-        for postback in queryset:
-            signing.turn_off(postback)
-        self.message_user(request, f"Signing turned off for {queryset.count()} postback(s).")
-
-
-@admin.register(EndpointHealth)
-class EndpointHealthAdmin(admin.ModelAdmin):
-    """Read-only: which endpoints are failing, since when, and whether they are backed off."""
-
-    list_display = [
-        "host",
-        "consecutive_failures",
-        "first_failure_at",
-        "last_failure_at",
-        "opened_until",
-        "probing",
-        "last_error",
-    ]
-    search_fields = ["host"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).filter(consecutive_failures__gt=0)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(TrackingSettings)
-class TrackingSettingsAdmin(admin.ModelAdmin):
-    """One settings page: the list goes straight to the single row, created when missing."""
-
-    def changelist_view(self, request, extra_context=None):
-        if not self.has_view_or_change_permission(request):
-            raise PermissionDenied
-        return redirect("admin:postbacks_trackingsettings_change", TrackingSettings.load().pk)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class HttpStatusClassFilter(admin.SimpleListFilter):
@@ -347,7 +170,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         return super().changelist_view(request, {"title": LOG_TITLE, **(extra_context or {})})
 
     def get_urls(self):
-        return admin_views.delivery_urls(self) + super().get_urls()
+        return pages.delivery_urls(self) + super().get_urls()
 
     def has_add_permission(self, request):
         return False
@@ -364,7 +187,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     @admin.action(description="Retry now", permissions=["retry"])
     def retry_now(self, request, queryset):
         # A plain queryset: the changelist's joins and DISTINCT do not mix with FOR UPDATE.
-        queued = dispatch.retry_deliveries(Delivery.objects.filter(pk__in=queryset.values("pk")))
+        queued = queue.retry_deliveries(Delivery.objects.filter(pk__in=queryset.values("pk")))
         skipped = queryset.count() - queued
         message = f"Queued {queued} deliver{'y' if queued == 1 else 'ies'} for a retry now."
         if skipped:

@@ -1,19 +1,20 @@
 """django-q2 entry points; each is a thin wrapper over the function that does the work."""
 
-from . import batch, delivery, dispatch, retention, stats
+from postbacks import stats
+from postbacks.delivery import batch, queue, retention, single
 
 
 def deliver(delivery_id: int) -> None:
-    delivery.attempt_delivery(delivery_id)
+    single.attempt_delivery(delivery_id)
 
 
 def deliver_due(delivery_id: int | None = None) -> int:
-    """Send this delivery and every other due one concurrently (postbacks.batch)."""
+    """Send this delivery and every other due one concurrently (postbacks.delivery.batch)."""
     return batch.drain()
 
 
 def sweep() -> int:
-    return dispatch.sweep()
+    return queue.sweep()
 
 
 def prune_log() -> str:

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .models import Delivery, DeliveryState, EndpointHealth, Postback
+from postbacks.models import Delivery, DeliveryState, EndpointHealth, Postback
 
 
 def endpoint_key(url: str) -> str:

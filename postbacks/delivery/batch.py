@@ -33,10 +33,9 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import breaker, dispatch
-from . import delivery as single
-from .http import HttpResult
-from .models import Delivery, DeliveryAttempt, TrackingSettings
+from postbacks.delivery import breaker, queue, single
+from postbacks.models import Delivery, DeliveryAttempt, TrackingSettings
+from postbacks.transport.requests_sender import HttpResult
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ MAX_SKIPPED = 500
 
 
 def due_unclaimed(now):
-    return Delivery.objects.filter(state__in=dispatch.OPEN_STATES, next_attempt_at__lte=now).filter(
+    return Delivery.objects.filter(state__in=queue.OPEN_STATES, next_attempt_at__lte=now).filter(
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
     )
 
@@ -229,7 +228,7 @@ class _Drain:
 
     def _sender(self):
         if self.sender is None:
-            from .http_async import ConcurrentSender
+            from postbacks.transport.aiohttp_sender import ConcurrentSender
 
             self.sender = ConcurrentSender()
         return self.sender
@@ -265,4 +264,4 @@ def _adjust_window(key: str, result: HttpResult, share: int) -> None:
 
 def _hand_over() -> None:
     """The budget ran out with work left: queue one due delivery so another task goes on."""
-    dispatch.enqueue(due_unclaimed(timezone.now()).values_list("pk", flat=True)[:1])
+    queue.enqueue(due_unclaimed(timezone.now()).values_list("pk", flat=True)[:1])

@@ -12,9 +12,11 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import breaker, http, signing
-from .models import Delivery, DeliveryAttempt, DeliveryState
-from .rendering import RenderError, render_request
+from postbacks.delivery import breaker
+from postbacks.models import Delivery, DeliveryAttempt, DeliveryState
+from postbacks.rendering import RenderError, render_request
+from postbacks.transport import requests_sender, signing
+from postbacks.transport.requests_sender import HttpResult
 
 RETRY_AFTER_CAP = 24 * 3600
 
@@ -56,24 +58,24 @@ def attempt_delivery(delivery_id: int) -> Delivery | None:
     return delivery
 
 
-def send_attempt(delivery: Delivery) -> tuple[DeliveryAttempt, http.HttpResult]:
+def send_attempt(delivery: Delivery) -> tuple[DeliveryAttempt, HttpResult]:
     """Render and send; returns the unsaved attempt row and what happened."""
     attempt, refused = build_attempt(delivery)
     if refused is not None:
         return attempt, refused
-    return attempt, http.send(
+    return attempt, requests_sender.send(
         attempt.method, attempt.url, headers=attempt.request_headers, body=attempt.request_body
     )
 
 
 def build_attempt(
     delivery: Delivery, *, allow_revenue: bool | None = None
-) -> tuple[DeliveryAttempt, http.HttpResult | None]:
+) -> tuple[DeliveryAttempt, HttpResult | None]:
     """The unsaved attempt row with the rendered request, and a result instead of sending when
     it must not be sent (inactive postback, template that cannot render)."""
     attempt = DeliveryAttempt(delivery=delivery, number=delivery.attempts)
     if not delivery.postback.active and not delivery.is_test:
-        return attempt, http.HttpResult(error="Postback is inactive; not sent.", permanent=True)
+        return attempt, HttpResult(error="Postback is inactive; not sent.", permanent=True)
     try:
         request = render_request(
             delivery.postback,
@@ -83,10 +85,10 @@ def build_attempt(
             allow_revenue=allow_revenue,
         )
     except RenderError as exc:
-        return attempt, http.HttpResult(error=f"Not sent: {exc}", permanent=True)
+        return attempt, HttpResult(error=f"Not sent: {exc}", permanent=True)
     headers = {
         **request.headers,
-        "User-Agent": http.USER_AGENT,
+        "User-Agent": requests_sender.USER_AGENT,
         "X-Postback-Id": str(delivery.uid),
         "X-Postback-Attempt": str(delivery.attempts),
     }
@@ -110,17 +112,17 @@ RECORDED_FIELDS = [
 ]
 
 
-def record(delivery: Delivery, attempt: DeliveryAttempt, result: http.HttpResult) -> None:
+def record(delivery: Delivery, attempt: DeliveryAttempt, result: HttpResult) -> None:
     """Write the attempt row and move the delivery to its next state."""
     apply_result(delivery, attempt, result)
     attempt.save()
     delivery.save(update_fields=RECORDED_FIELDS)
 
 
-def apply_result(delivery: Delivery, attempt: DeliveryAttempt, result: http.HttpResult) -> None:
+def apply_result(delivery: Delivery, attempt: DeliveryAttempt, result: HttpResult) -> None:
     """Fill in the attempt row and the delivery's next state, unsaved.
 
-    Both the single path (record) and the batch path (postbacks.batch) go through here.
+    Both the single path (record) and the batch path (postbacks.delivery.batch) go through here.
     """
     now = timezone.now()
     attempt.response_status = result.status
@@ -147,7 +149,7 @@ def retry_schedule() -> list[int]:
     return settings.POSTBACK_RETRY_SCHEDULE
 
 
-def retry_delay(attempts_made: int, result: http.HttpResult | None = None) -> float:
+def retry_delay(attempts_made: int, result: HttpResult | None = None) -> float:
     """Seconds before the next attempt: the schedule's step with ±10% jitter, or the
     receiver's Retry-After when it asks for longer (capped at a day)."""
     base = retry_schedule()[attempts_made - 1]

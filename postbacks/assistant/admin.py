@@ -12,11 +12,10 @@ from django.utils.html import format_html
 
 from affiliates.models import Affiliate, Offer, public_url
 from conversions.models import ConversionStatus, ConversionType
-
-from .assistant import CLICK_FIELDS, analyse, create_postback, platform_choices
-from .forms import MONOSPACE
-from .models import Postback, TrackingSettings
-from .validation import validate_postback_config
+from postbacks.admin.forms import MONOSPACE
+from postbacks.assistant.analysis import CLICK_FIELDS, analyse, create_postback, platform_choices
+from postbacks.models import Postback, TrackingSettings
+from postbacks.validation import validate_postback_config
 
 TEMPLATE = "admin/postbacks/postback/assistant.html"
 TRACKING_LINK_OFFERS = 5

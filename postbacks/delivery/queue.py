@@ -1,7 +1,7 @@
 """Putting deliveries on the queue: after commit, on retry, and from the sweeper.
 
 The queue only says "attempt delivery N now"; our Delivery rows are the record. Enqueueing
-twice is harmless because a worker claims a delivery before sending (postbacks.delivery).
+twice is harmless because a worker claims a delivery before sending (postbacks.delivery.single).
 """
 
 import functools
@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
-from .models import Delivery, DeliveryState
+from postbacks.models import Delivery, DeliveryState
 
 SWEEP_BATCH = 1000
 OPEN_STATES = (DeliveryState.PENDING, DeliveryState.RETRYING)
@@ -31,7 +31,7 @@ def send_to_broker(delivery_id: int) -> None:
     """The one call that talks to django-q2 (tests replace it)."""
     func = "deliver_due" if settings.POSTBACK_CONCURRENT_DISPATCH else "deliver"
     async_task(
-        f"postbacks.tasks.{func}",
+        f"postbacks.delivery.tasks.{func}",
         delivery_id,
         task_name=f"delivery-{delivery_id}",
         broker=broker(),

@@ -10,10 +10,9 @@ delivery of an event (the once-per-event constraint leaves test rows out).
 from django.db import transaction
 
 from conversions.models import Conversion
-
-from . import delivery as delivery_module
-from .models import Delivery, Postback
-from .validation import SAMPLE_CURRENCY, sample_conversion
+from postbacks.delivery import single
+from postbacks.models import Delivery, Postback
+from postbacks.validation import SAMPLE_CURRENCY, sample_conversion
 
 
 def send_test(postback: Postback, conversion: Conversion | None = None) -> Delivery:
@@ -28,13 +27,13 @@ def send_test(postback: Postback, conversion: Conversion | None = None) -> Deliv
         is_test=True,
         attempts=1,
     )
-    attempt, result = delivery_module.send_attempt(test)
+    attempt, result = single.send_attempt(test)
     if conversion is None:
         test.conversion = None  # the sample is never saved
     with transaction.atomic():
         test.save()
         attempt.delivery = test
-        delivery_module.record(test, attempt, result)
+        single.record(test, attempt, result)
     return test
 
 

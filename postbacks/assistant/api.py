@@ -7,9 +7,13 @@ from rest_framework.views import APIView
 
 from affiliates.models import Affiliate, Offer
 from conversions.models import ConversionType
-
-from .assistant import CLICK_FIELDS, DEFAULT_CLICK_FIELD, analyse, platform_choices
-from .models import TrackingSettings
+from postbacks.assistant.analysis import (
+    CLICK_FIELDS,
+    DEFAULT_CLICK_FIELD,
+    analyse,
+    platform_choices,
+)
+from postbacks.models import TrackingSettings
 
 
 class AssistantRequestSerializer(serializers.Serializer):

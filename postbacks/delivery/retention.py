@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import Delivery, DeliveryAttempt, DeliveryState
+from postbacks.models import Delivery, DeliveryAttempt, DeliveryState
 
 FINISHED = (DeliveryState.SUCCESS, DeliveryState.FAILED)
 

@@ -2,7 +2,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from postbacks.sink import Sink
+from demo.sink import Sink
 
 
 class Command(BaseCommand):

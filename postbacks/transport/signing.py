@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from .models import Postback
+from postbacks.models import Postback
 
 PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -38,7 +38,7 @@ def headers(postback: Postback, msg_id: str, body: str, now: float | None = None
     if not postback.signing_secret:
         return {}
     timestamp = int(now if now is not None else time.time())
-    data = body.encode()  # the exact bytes postbacks.http sends
+    data = body.encode()  # the exact bytes postbacks.transport.requests_sender sends
     entries = [signature(postback.signing_secret, msg_id, timestamp, data)]
     rotated = postback.signing_secret_rotated_at
     if postback.previous_signing_secret and rotated and timezone.now() - rotated < ROTATION_OVERLAP:

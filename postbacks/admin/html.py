@@ -4,7 +4,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from .models import DeliveryState
+from postbacks.models import DeliveryState
 
 RECENT_DELIVERIES = 20
 STATE_COLOURS = {

@@ -18,8 +18,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
 
-from .placeholders import lookup
-from .validation import validate_postback_config
+from postbacks.placeholders import lookup
+from postbacks.validation import validate_postback_config
 
 CATALOG_PATH = Path(__file__).with_name("platforms.toml")
 GENERIC = "generic"
@@ -865,7 +865,7 @@ def create_postback(analysis: Analysis, affiliate, *, name, conversion_types, st
     The caller validates first (postbacks.validation.validate_postback_config). The affiliate's
     click-id token is filled in when they have none, so their tracking links carry it.
     """
-    from .models import Postback
+    from postbacks.models import Postback
 
     proposal = analysis.postback
     postback = Postback.objects.create(
