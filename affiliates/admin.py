@@ -1,12 +1,15 @@
 """Admin for affiliates (with their ready-to-copy tracking links) and offers (with their pixel)."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from .models import DEFAULT_CLICK_FIELD, NO_TOKEN, Affiliate, Offer
+from trackdesk.admin import DeactivateInsteadOfDeleteMixin
+
+from .links import NO_TOKEN, tracking_url
+from .models import DEFAULT_CLICK_FIELD, Affiliate, Offer
 
 
 def copyable(text: str):
@@ -30,23 +33,6 @@ def pixel_url(offer: Offer) -> str:
         f"{reverse('conversion-pixel')}?conversionTypeCode=sale&cid={{cid}}&amount.value=100.50"
         f"&token={offer.pixel_secret}"
     )
-
-
-class DeactivateInsteadOfDeleteMixin:
-    """When rows still refer to the object, Django's delete page lists them and refuses; this
-    adds what to do instead, so history (clicks, conversions, the delivery log) is never lost."""
-
-    def get_deleted_objects(self, objs, request):
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        if protected:
-            name = self.model._meta.verbose_name
-            self.message_user(
-                request,
-                f"This {name} is still referred to, so it cannot be deleted. Deactivate it "
-                "instead (untick Active and save): it stops taking part and its history is kept.",
-                messages.WARNING,
-            )
-        return deleted, counts, perms_needed, protected
 
 
 @admin.register(Affiliate)
@@ -79,14 +65,11 @@ class AffiliateAdmin(DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
         if not offers:
             return "No active offers yet."
         request = getattr(affiliate, "_admin_request", None)
-        field = affiliate.click_id_field()
+        field = affiliate.click_field
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td></tr>",
-            (
-                (offer.name, copyable(affiliate.tracking_url(offer, request, field)))
-                for offer in offers
-            ),
+            ((offer.name, copyable(tracking_url(affiliate, offer, request))) for offer in offers),
         )
         notes = []
         if not affiliate.click_id_token:

@@ -2,35 +2,20 @@
 
 import secrets
 
-from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
-from django.urls import reverse
 
 from trackdesk import currencies
+from trackdesk.currencies import validate_currency  # migrations name it by this path
 
 
 def _new_pixel_secret() -> str:
     return secrets.token_urlsafe(24)
 
 
+# The affS fields of a click; the affiliate's click id travels in one of them, affS1 unless
+# their postback returns it in another.
+CLICK_FIELDS = tuple(f"affS{n}" for n in range(1, 6))
 DEFAULT_CLICK_FIELD = "affS1"
-NO_TOKEN = "{your click id token}"
-
-
-def public_url(path: str, request=None) -> str:
-    """`path` as an absolute link: on PUBLIC_BASE_URL, else on the host `request` came in on,
-    else left relative. The path's query is kept as written, so a token's braces stay readable
-    (request.build_absolute_uri would percent-encode them)."""
-    base = (getattr(settings, "PUBLIC_BASE_URL", "") or "").strip().rstrip("/")
-    if not base and request is not None:
-        base = request.build_absolute_uri("/").rstrip("/")
-    return f"{base}{path}"
-
-
-def validate_currency(code: str) -> None:
-    if not currencies.is_valid(code):
-        raise ValidationError(f"'{code}' is not an ISO 4217 currency code (for example USD, EUR).")
 
 
 class Affiliate(models.Model):
@@ -44,6 +29,14 @@ class Affiliate(models.Model):
         help_text="The macro the affiliate's tracker replaces with its own click ID, such as "
         "{aff_sub}, #s2# or {clickid}. Used in the tracking links shown to the affiliate.",
     )
+    click_field = models.CharField(
+        max_length=5,
+        choices=[(name, name) for name in CLICK_FIELDS],
+        default=DEFAULT_CLICK_FIELD,
+        editable=False,
+        help_text="The affS field their tracking links carry the click ID in: the one their "
+        "postback sends back as the click ID. Set when a postback is saved.",
+    )
     created = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -51,32 +44,6 @@ class Affiliate(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    def tracking_path(self, offer: "Offer", field: str | None = None) -> str:
-        """Our tracking link for this affiliate and offer, with their click-id token in `field`
-        (default: the field their postbacks return as the click id, usually affS1)."""
-        token = self.click_id_token or NO_TOKEN
-        field = field or self.click_id_field()
-        return f"{reverse('track-click', args=[offer.pk, self.pk])}?{field}={token}"
-
-    def tracking_url(self, offer: "Offer", request=None, field: str | None = None) -> str:
-        """The tracking link ready to copy: absolute, see public_url."""
-        return public_url(self.tracking_path(offer, field), request)
-
-    def click_id_field(self) -> str:
-        """The affS field their click id travels in: the one their postback (active first, then
-        the newest) sends back as the click id, e.g. affS3 when the postback assistant was told
-        so; affS1 when no postback says otherwise."""
-        from postbacks.assistant.analysis import click_field_of
-
-        if self.pk is None:
-            return DEFAULT_CLICK_FIELD
-        urls = self.postbacks.order_by("-active", "-created", "-pk").values_list("url", flat=True)
-        for url in urls[:20]:
-            field = click_field_of(url)
-            if field:
-                return field
-        return DEFAULT_CLICK_FIELD
 
 
 class Offer(models.Model):

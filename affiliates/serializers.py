@@ -1,22 +1,10 @@
-"""API representations of affiliates and offers, and the currency field other apps reuse."""
+"""API representations of affiliates and offers."""
 
 from rest_framework import serializers
 
-from trackdesk.api import StrictFieldsMixin
+from trackdesk.api import CurrencyField, StrictFieldsMixin
 
-from .models import Affiliate, Offer, validate_currency
-
-
-class CurrencyField(serializers.CharField):
-    """An ISO 4217 code, accepted in any case and stored upper-cased."""
-
-    def __init__(self, **kwargs):
-        kwargs["validators"] = [*kwargs.get("validators", []), validate_currency]
-        kwargs.setdefault("help_text", "ISO 4217 currency code, e.g. USD or EUR.")
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        return super().to_internal_value(data).upper()
+from .models import Affiliate, Offer
 
 
 class AffiliateSerializer(StrictFieldsMixin, serializers.ModelSerializer):

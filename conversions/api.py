@@ -1,4 +1,5 @@
-"""The conversion REST API: create, change status/amounts, list and read (token auth)."""
+"""The conversion REST API (create, change status/amounts, list and read) and the exchange-rate
+API (list, store); token auth."""
 
 import codecs
 from decimal import Decimal
@@ -13,14 +14,15 @@ from rest_framework.response import Response
 from rest_framework.utils import json
 
 from . import services
-from .filters import ConversionFilter
-from .models import Conversion, StatusChangeSource
+from .filters import ConversionFilter, ExchangeRateFilter
+from .models import Conversion, ExchangeRate, StatusChangeSource
 from .serializers import (
     BulkConversionsSerializer,
     BulkResultSerializer,
     ConversionCreateSerializer,
     ConversionSerializer,
     ConversionUpdateSerializer,
+    ExchangeRateSerializer,
     prefetch_for_bulk,
 )
 
@@ -138,3 +140,20 @@ class ConversionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def _answer(self, conversion: Conversion, code: int) -> Response:
         fresh = self.get_queryset().get(pk=conversion.pk)
         return Response(self.get_serializer(fresh).data, status=code)
+
+
+class ExchangeRateViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    queryset = ExchangeRate.objects.all()
+    serializer_class = ExchangeRateSerializer
+    filterset_class = ExchangeRateFilter
+
+    @extend_schema(
+        description="Store a rate; an existing (base, quote, valid_on) gets the new rate.",
+        responses={200: ExchangeRateSerializer, 201: ExchangeRateSerializer},
+    )
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        code = status.HTTP_201_CREATED if serializer.created else status.HTTP_200_OK
+        return Response(serializer.data, status=code)

@@ -1,4 +1,4 @@
-"""Query-string filters for the conversion list API."""
+"""Query-string filters for the conversion and exchange-rate list APIs."""
 
 from datetime import UTC
 
@@ -7,7 +7,7 @@ from django import forms
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 
-from .models import Conversion
+from .models import Conversion, ExchangeRate
 from .serializers import STATUS_HELP, parse_status
 
 
@@ -76,3 +76,19 @@ class ConversionFilter(django_filters.FilterSet):
     class Meta:
         model = Conversion
         fields = []
+
+
+class CurrencyCodeFilter(django_filters.CharFilter):
+    """Matches a currency code given in any case."""
+
+    def filter(self, qs, value):
+        return super().filter(qs, value.upper() if value else value)
+
+
+class ExchangeRateFilter(django_filters.FilterSet):
+    base = CurrencyCodeFilter()
+    quote = CurrencyCodeFilter()
+
+    class Meta:
+        model = ExchangeRate
+        fields = ["base", "quote", "valid_on"]

@@ -7,8 +7,9 @@ from decimal import Decimal
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from affiliates.models import Affiliate, Offer, validate_currency
+from affiliates.models import Affiliate, Offer
 from trackdesk import currencies
+from trackdesk.currencies import validate_currency
 
 MONEY = {"max_digits": 18, "decimal_places": 6, "validators": [MinValueValidator(0)]}
 

@@ -1,15 +1,23 @@
-"""Conversion input validation (API and pixel alike) and the conversion's JSON shape."""
+"""Conversion input validation (API and pixel alike), the one conversion-status field, the
+conversion's JSON shape, and exchange rates."""
 
 import uuid
 from decimal import Decimal
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from affiliates.models import Affiliate, Offer
-from trackdesk import currencies
-from trackdesk.api import StrictFieldsMixin
+from trackdesk.api import CurrencyField, StrictFieldsMixin
 
-from .models import Click, Conversion, ConversionStatus, ConversionStatusChange, ConversionType
+from .models import (
+    Click,
+    Conversion,
+    ConversionStatus,
+    ConversionStatusChange,
+    ConversionType,
+    ExchangeRate,
+)
 
 TRACKDESK_STATUS_PREFIX = "conversion_status_"
 STATUS_ALIASES = {"declined": ConversionStatus.REJECTED}
@@ -36,8 +44,13 @@ def click_for_cid(cid) -> Click | None:
     return Click.objects.select_related("affiliate", "offer").filter(cid=cid).first()
 
 
+# Documented as our values (what every answer holds); the other spellings are in the help text.
+@extend_schema_field(serializers.ChoiceField(choices=ConversionStatus.choices))
 class StatusField(serializers.CharField):
-    """A conversion status in any accepted spelling; validates to our value."""
+    """A conversion status in any accepted spelling; validates to our value.
+
+    The one status field of the API: conversions and postbacks give the same errors.
+    """
 
     default_error_messages = {
         "invalid_status": "'{value}' is not a conversion status. " + STATUS_HELP
@@ -122,7 +135,7 @@ class ConversionCreateSerializer(AmountsSerializer):
         "returns the stored conversion. When missing a random one is generated, so a retried "
         "call without it creates a second conversion.",
     )
-    currency = serializers.CharField(
+    currency = CurrencyField(
         required=False, help_text="ISO 4217 code, any case. Default: the offer's currency."
     )
     external_cid = text_field("External click id.")
@@ -148,14 +161,6 @@ class ConversionCreateSerializer(AmountsSerializer):
         if found is None:
             raise serializers.ValidationError(f"No conversion type with code '{value[:50]}'.")
         return found
-
-    def validate_currency(self, value: str) -> str:
-        code = value.upper()
-        if not currencies.is_valid(code):
-            raise serializers.ValidationError(
-                f"'{value[:10]}' is not an ISO 4217 currency code (for example USD, EUR)."
-            )
-        return code
 
     def validate(self, attrs):
         click = attrs.pop("cid", None)
@@ -297,3 +302,41 @@ class BulkResultSerializer(serializers.Serializer):
     existing = serializers.IntegerField()
     errors = serializers.IntegerField()
     results = BulkItemResultSerializer(many=True)
+
+
+class ExchangeRateSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    """Saving upserts on (base, quote, valid_on); `created` then says whether the row is new."""
+
+    base = CurrencyField()
+    quote = CurrencyField()
+    rate = serializers.DecimalField(
+        max_digits=24,
+        decimal_places=10,
+        help_text="Units of `quote` for 1 unit of `base`, as a decimal string.",
+    )
+
+    class Meta:
+        model = ExchangeRate
+        fields = ["id", "base", "quote", "rate", "valid_on"]
+        validators = []  # an existing (base, quote, valid_on) is updated, not refused
+
+    def validate_rate(self, value):
+        if value <= 0:
+            raise serializers.ValidationError("The rate must be greater than zero.")
+        return value
+
+    def validate(self, attrs):
+        if attrs["base"] == attrs["quote"]:
+            raise serializers.ValidationError(
+                {"quote": "The quote currency must differ from base."}
+            )
+        return attrs
+
+    def create(self, validated_data):
+        rate, self.created = ExchangeRate.objects.update_or_create(
+            base=validated_data["base"],
+            quote=validated_data["quote"],
+            valid_on=validated_data["valid_on"],
+            defaults={"rate": validated_data["rate"]},
+        )
+        return rate

@@ -1,6 +1,5 @@
 """Endpoints that browsers and shops call without an API token: the tracking link and the pixel."""
 
-import ipaddress
 from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
 
 from django.http import HttpResponseRedirect
@@ -16,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from affiliates.models import Affiliate, Offer
+from trackdesk.middleware import client_ip
 
 from . import services
 from .models import StatusChangeSource
@@ -42,15 +42,6 @@ def track_click(request, offer_id: int, affiliate_id: int):
         referrer=request.headers.get("referer", ""),
     )
     return HttpResponseRedirect(with_cid(offer.landing_page_url, click.cid))
-
-
-def client_ip(request) -> str | None:
-    """REMOTE_ADDR when it is an IP address (not behind a unix socket, say), else None."""
-    address = request.META.get("REMOTE_ADDR", "")
-    try:
-        return str(ipaddress.ip_address(address))
-    except ValueError:
-        return None
 
 
 def with_cid(url: str, cid: str) -> str:

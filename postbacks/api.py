@@ -1,20 +1,17 @@
-"""API for postback configuration, the delivery log (read-only) and exchange rates."""
+"""API for postback configuration and the delivery log (read-only)."""
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
-from rest_framework.response import Response
+from rest_framework import viewsets
 
-from affiliates.api import ProtectedDestroyMixin
-from conversions.models import ExchangeRate
-from postbacks.filters import DeliveryFilter, ExchangeRateFilter, PostbackFilter
+from postbacks.assistant.clickfield import remember_click_field
+from postbacks.filters import DeliveryFilter, PostbackFilter
 from postbacks.models import Delivery, DeliveryAttempt, Postback
 from postbacks.serializers import (
     DeliveryAttemptSerializer,
     DeliverySerializer,
-    ExchangeRateSerializer,
     PostbackSerializer,
 )
+from trackdesk.api import ProtectedDestroyMixin
 
 # The list shows attempts without their request/response bodies, which can be kilobytes each.
 ATTEMPT_LOG = Prefetch(
@@ -34,25 +31,14 @@ class PostbackViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
         "log is kept."
     )
 
+    def perform_create(self, serializer):
+        remember_click_field(serializer.save().affiliate)
+
+    def perform_update(self, serializer):
+        remember_click_field(serializer.save().affiliate)
+
 
 class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Delivery.objects.prefetch_related(ATTEMPT_LOG)
     serializer_class = DeliverySerializer
     filterset_class = DeliveryFilter
-
-
-class ExchangeRateViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
-    queryset = ExchangeRate.objects.all()
-    serializer_class = ExchangeRateSerializer
-    filterset_class = ExchangeRateFilter
-
-    @extend_schema(
-        description="Store a rate; an existing (base, quote, valid_on) gets the new rate.",
-        responses={200: ExchangeRateSerializer, 201: ExchangeRateSerializer},
-    )
-    def create(self, request, *args, **kwargs):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        serializer.save()
-        code = status.HTTP_201_CREATED if serializer.created else status.HTTP_200_OK
-        return Response(serializer.data, status=code)

@@ -1,13 +1,12 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from postbacks.api import DeliveryViewSet, ExchangeRateViewSet, PostbackViewSet
+from postbacks.api import DeliveryViewSet, PostbackViewSet
 from postbacks.assistant.api import PostbackAssistantView
 
 router = SimpleRouter()
 router.register("postbacks", PostbackViewSet)
 router.register("deliveries", DeliveryViewSet)
-router.register("exchange-rates", ExchangeRateViewSet, basename="exchange-rate")
 
 # Before the router: its detail route postbacks/<pk>/ would otherwise take "assistant".
 urlpatterns = [

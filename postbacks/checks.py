@@ -6,8 +6,9 @@ import os
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
+from postbacks import conf
 from postbacks.transport import netguard
-from postbacks.transport.requests_sender import ca_bundle
+from postbacks.transport.policy import ca_bundle
 
 
 @register()
@@ -46,12 +47,12 @@ def ca_bundle_is_a_file(app_configs, **kwargs):
 def claim_outlasts_the_request(app_configs, **kwargs):
     """A claim that expires while a request is still running lets the sweeper start a second
     attempt of the same delivery: a duplicate without any crash."""
-    if settings.POSTBACK_CLAIM_SECONDS > settings.POSTBACK_TOTAL_TIMEOUT:
+    if conf.claim_seconds() > conf.total_timeout():
         return []
     return [
         Warning(
-            f"POSTBACK_CLAIM_SECONDS ({settings.POSTBACK_CLAIM_SECONDS}) is not above "
-            f"POSTBACK_TOTAL_TIMEOUT ({settings.POSTBACK_TOTAL_TIMEOUT:g}): a slow attempt can be "
+            f"POSTBACK_CLAIM_SECONDS ({conf.claim_seconds()}) is not above "
+            f"POSTBACK_TOTAL_TIMEOUT ({conf.total_timeout():g}): a slow attempt can be "
             "sent a second time.",
             hint="Raise POSTBACK_CLAIM_SECONDS (default 60) or lower POSTBACK_TOTAL_TIMEOUT.",
             id="postbacks.W001",
@@ -63,10 +64,10 @@ def claim_outlasts_the_request(app_configs, **kwargs):
 def drain_ends_before_the_task_timeout(app_configs, **kwargs):
     """django-q2 kills a task that runs past its timeout: a drain cut off that way leaves its
     in-flight requests unrecorded (they are sent again once their claims expire)."""
-    if not settings.POSTBACK_CONCURRENT_DISPATCH:
+    if not conf.concurrent_dispatch():
         return []
     task_timeout = settings.Q_CLUSTER.get("timeout")
-    longest = settings.POSTBACK_DRAIN_SECONDS + settings.POSTBACK_TOTAL_TIMEOUT
+    longest = conf.drain_seconds() + conf.total_timeout()
     if task_timeout is None or longest < task_timeout:
         return []
     return [

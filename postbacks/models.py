@@ -1,4 +1,6 @@
-"""Postback configuration, the tracking setting, and the delivery log (deliveries, attempts)."""
+"""Postback configuration, the tracking setting, the delivery log (deliveries with the open,
+due and unclaimed filters every part of the engine shares, attempts), endpoint health for the
+circuit breaker, and the dashboard's roll-up rows."""
 
 import os
 import socket
@@ -8,9 +10,10 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from affiliates.models import Affiliate, Offer, validate_currency
+from affiliates.models import Affiliate, Offer
 from conversions.models import Conversion, ConversionStatus, ConversionType
 from trackdesk import currencies
+from trackdesk.currencies import validate_currency
 
 
 class Scope(models.TextChoices):
@@ -72,7 +75,7 @@ class Postback(models.Model):
         blank=True,
         help_text="Why the postback was paused automatically (cleared when it is resumed).",
     )
-    # Standard Webhooks signing (postbacks/signing.py); blank: requests are not signed.
+    # Standard Webhooks signing (postbacks/transport/signing.py); blank: requests are not signed.
     signing_secret = models.CharField(max_length=100, blank=True, editable=False)
     previous_signing_secret = models.CharField(max_length=100, blank=True, editable=False)
     signing_secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -94,11 +97,6 @@ class Postback(models.Model):
         """Whether the scope includes the offer (uses prefetched offers when there are some)."""
         listed = any(offer.pk == offer_id for offer in self.offers.all())
         return listed if self.scope == Scope.OFFERS else not listed
-
-    def clean(self):
-        from postbacks.validation import validate_postback_fields
-
-        validate_postback_fields(self)
 
 
 class TrackingSettings(models.Model):
@@ -131,6 +129,26 @@ class DeliveryState(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+# Open: the delivery may still be sent (a worker claims it when it is due). Finished: never again.
+OPEN_STATES = (DeliveryState.PENDING, DeliveryState.RETRYING)
+FINISHED_STATES = (DeliveryState.SUCCESS, DeliveryState.FAILED)
+
+
+class DeliveryQuerySet(models.QuerySet):
+    """The delivery states and claims that every query of the engine and the dashboard shares."""
+
+    def open(self):
+        return self.filter(state__in=OPEN_STATES)
+
+    def due(self, now):
+        """Open and whose next attempt is at or before `now`."""
+        return self.open().filter(next_attempt_at__lte=now)
+
+    def unclaimed(self, now):
+        """Not held by a worker: never claimed, or the claim ran out before `now`."""
+        return self.filter(models.Q(claimed_until__isnull=True) | models.Q(claimed_until__lt=now))
+
+
 class Delivery(models.Model):
     """One postback to send for one conversion event (postback, conversion, status)."""
 
@@ -158,6 +176,8 @@ class Delivery(models.Model):
     last_error = models.TextField(blank=True)
     created = models.DateTimeField("triggered", default=timezone.now, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DeliveryQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "deliveries"
@@ -189,7 +209,7 @@ class Delivery(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.state in (DeliveryState.SUCCESS, DeliveryState.FAILED)
+        return self.state in FINISHED_STATES
 
 
 class DeliveryStat(models.Model):

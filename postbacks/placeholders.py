@@ -1,6 +1,7 @@
 """The placeholder catalog: every {name} a postback template may use and how its value is read.
 
-The form's picker, the renderer, validation, the docs and the assistant all read this one list.
+The one list of placeholders: the form's picker, the renderer, validation and the assistant
+look names up here.
 """
 
 from collections.abc import Callable

@@ -1,37 +1,17 @@
-"""API representations of postbacks, deliveries with their attempts, and exchange rates."""
+"""API representations of postbacks, and of deliveries with their attempts."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
-from affiliates.serializers import CurrencyField
-from conversions.models import ConversionStatus, ConversionType, ExchangeRate
-from conversions.serializers import parse_status
+from conversions.models import ConversionStatus, ConversionType
+from conversions.serializers import StatusField, parse_status
 from postbacks import validation
 from postbacks.models import Delivery, DeliveryAttempt, Postback
 from postbacks.rendering import CONFIG_FIELDS
-from trackdesk.api import StrictFieldsMixin
+from trackdesk.api import CurrencyField, StrictFieldsMixin
 from trackdesk.masking import mask
-
-
-class StatusField(serializers.ChoiceField):
-    """A conversion status; also accepts Trackdesk's CONVERSION_STATUS_* and "declined"."""
-
-    default_error_messages = {
-        "invalid_choice": 'Unknown conversion status "{input}"; use one of: '
-        + ", ".join(ConversionStatus.values)
-        + ' (CONVERSION_STATUS_* and "declined" are accepted too).'
-    }
-
-    def __init__(self, **kwargs):
-        super().__init__(choices=ConversionStatus.choices, **kwargs)
-
-    def to_internal_value(self, data):
-        status = parse_status(data)
-        if status is None:
-            self.fail("invalid_choice", input=data)
-        return status
 
 
 class OptionalCurrencyField(CurrencyField):
@@ -211,41 +191,3 @@ class DeliverySerializer(serializers.ModelSerializer):
             "finished_at",
             "attempt_log",
         ]
-
-
-class ExchangeRateSerializer(StrictFieldsMixin, serializers.ModelSerializer):
-    """Saving upserts on (base, quote, valid_on); `created` then says whether the row is new."""
-
-    base = CurrencyField()
-    quote = CurrencyField()
-    rate = serializers.DecimalField(
-        max_digits=24,
-        decimal_places=10,
-        help_text="Units of `quote` for 1 unit of `base`, as a decimal string.",
-    )
-
-    class Meta:
-        model = ExchangeRate
-        fields = ["id", "base", "quote", "rate", "valid_on"]
-        validators = []  # an existing (base, quote, valid_on) is updated, not refused
-
-    def validate_rate(self, value):
-        if value <= 0:
-            raise serializers.ValidationError("The rate must be greater than zero.")
-        return value
-
-    def validate(self, attrs):
-        if attrs["base"] == attrs["quote"]:
-            raise serializers.ValidationError(
-                {"quote": "The quote currency must differ from base."}
-            )
-        return attrs
-
-    def create(self, validated_data):
-        rate, self.created = ExchangeRate.objects.update_or_create(
-            base=validated_data["base"],
-            quote=validated_data["quote"],
-            valid_on=validated_data["valid_on"],
-            defaults={"rate": validated_data["rate"]},
-        )
-        return rate

@@ -39,8 +39,6 @@ BUCKET_BASE = 1.1
 LOG_BASE = math.log(BUCKET_BASE)
 # The dashboard's windows: whole hours ending with the current one.
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
-FINISHED = (DeliveryState.SUCCESS, DeliveryState.FAILED)
-OPEN = (DeliveryState.PENDING, DeliveryState.RETRYING)
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -236,7 +234,7 @@ def snapshot(windows: dict[str, datetime], chart_from: datetime) -> Snapshot:
             counts[DeliveryState.SUCCESS] += delivered
             counts[DeliveryState.FAILED] += failed
     # COUNT(*) over columns of the (state, created, postback, is_test) index: index-only.
-    open_now = Delivery.objects.filter(state__in=OPEN, is_test=False, created__gte=earliest)
+    open_now = Delivery.objects.open().filter(is_test=False, created__gte=earliest)
     per_window = {
         f"o_{name}": Count("created", filter=Q(created__gte=start))
         for name, start in windows.items()

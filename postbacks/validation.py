@@ -1,33 +1,25 @@
-"""Validation of a postback's configuration, shared by the admin form and the API, and previews.
+"""Validation of a postback's configuration, shared by the admin form, the API and the assistant.
 
-`validate_postback_config` checks a plain dict of settings; `render_preview` renders one with a
-built-in sample conversion (unsaved objects: nothing is written) for the admin and the assistant.
+`validate_postback_config` checks a plain dict of settings and raises one ValidationError with
+a message per problem, keyed by field.
 """
 
 import json
 import re
-import uuid
-from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
-from affiliates.models import Affiliate, Offer
-from conversions.models import Click, Conversion, ConversionStatus, ConversionType
+from conversions.models import Conversion, ConversionStatus
 from postbacks.models import BodyFormat, Method, Scope, TrackingSettings
 from postbacks.placeholders import RenderContext, lookup, valid_names
 from postbacks.rendering import (
     PLACEHOLDER_RE,
-    RenderedRequest,
     RenderError,
-    amount_fields_used,
-    build_context,
     find_placeholders,
-    postback_values,
     render_json,
-    render_template,
 )
+from postbacks.sample import sample_context
 from postbacks.transport import netguard
 from trackdesk import currencies
 
@@ -36,13 +28,6 @@ REVENUE_SETTING_MESSAGE = (
     "under Tracking settings (Admin → Affiliate postbacks → Tracking settings)."
 )
 STATUS_MAP_VALUE_MAX = 64
-SAMPLE_CURRENCY = "USD"
-SAMPLE_DELIVERY_UID = "5f0c3b0e-8d1a-4c4e-9a57-2b6f1d7e9c31"
-
-
-def validate_postback_fields(postback) -> None:
-    """Postback.clean: validate the instance's own fields (the form checks its M2M choices)."""
-    validate_postback_config(postback_values(postback))
 
 
 def validate_postback_config(values: dict, *, allow_revenue: bool | None = None) -> None:
@@ -233,81 +218,6 @@ def _status_map_errors(status_map) -> list[str]:
 
 def _short_text(value) -> bool:
     return isinstance(value, str) and len(value) <= STATUS_MAP_VALUE_MAX
-
-
-def render_preview(
-    values: dict, conversion=None, *, allow_revenue: bool | None = None
-) -> RenderedRequest:
-    """The request `values` would send: for `conversion` (its current status) or a sample one.
-
-    Raises RenderError (unknown placeholder, placeholder in the host, missing exchange rate).
-    """
-    if allow_revenue is None:
-        allow_revenue = TrackingSettings.load().allow_revenue_parameters
-    if conversion is None:
-        return render_template(values, sample_context(values, allow_revenue=allow_revenue))
-    ctx = build_context(
-        conversion,
-        status=conversion.status,
-        currency=values.get("currency") or "",
-        status_map=values.get("status_map"),
-        delivery_uid=SAMPLE_DELIVERY_UID,
-        allow_revenue=allow_revenue,
-        amount_fields=amount_fields_used(values, allow_revenue=allow_revenue),
-    )
-    return render_template(values, ctx)
-
-
-def sample_context(values: dict, *, allow_revenue: bool) -> RenderContext:
-    """The sample conversion's event, in the configured currency (no conversion, no queries)."""
-    currency = values.get("currency") or SAMPLE_CURRENCY
-    statuses = values.get("statuses")
-    status = statuses[0] if isinstance(statuses, list | tuple) and statuses else "approved"
-    return build_context(
-        sample_conversion(currency),
-        status=str(status),
-        currency=currency,
-        status_map=values.get("status_map"),
-        delivery_uid=SAMPLE_DELIVERY_UID,
-        allow_revenue=allow_revenue,
-    )
-
-
-def sample_conversion(currency: str = SAMPLE_CURRENCY) -> Conversion:
-    """A fully filled conversion with its click, built from unsaved objects."""
-    affiliate = Affiliate(id=7, name="Sample affiliate")
-    offer = Offer(id=42, name="Sample offer", default_currency=currency)
-    click = Click(
-        cid="q8Z1sAmPlEcLiCkId0w2Xg",
-        affiliate=affiliate,
-        offer=offer,
-        **{f"aff_s{n}": value for n, value in enumerate(_SAMPLE_AFF_S, 1)},
-    )
-    return Conversion(
-        id=uuid.UUID("0b9d6a52-3f7e-4c1a-8e25-6d4b1f0a9c73"),
-        affiliate=affiliate,
-        offer=offer,
-        click=click,
-        conversion_type=ConversionType(code="sale", name="Sale"),
-        status=ConversionStatus.APPROVED,
-        transaction_id="ORDER-10042",
-        payout=_sample_amount("12.50", currency),
-        revenue=_sample_amount("40.00", currency),
-        sale_amount=_sample_amount("99.90", currency),
-        currency=currency,
-        external_cid="ext-5501",
-        adv_s1="spring-campaign",
-        adv_s2="banner-a",
-        customer_id="CUST-77",
-        created=datetime(2026, 11, 25, 14, 3, 9, tzinfo=UTC),
-    )
-
-
-_SAMPLE_AFF_S = ("AFF-CLICK-123", "sub2", "sub3", "", "")
-
-
-def _sample_amount(amount: str, currency: str) -> Decimal:
-    return Decimal(amount).quantize(currencies.quantum(currency), rounding=ROUND_HALF_UP)
 
 
 def _missing_context() -> RenderContext:

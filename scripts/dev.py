@@ -82,7 +82,7 @@ def run(argv: list[str]) -> None:
         subprocess.Popen(
             [PY, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], cwd=ROOT, env=env
         ),
-        # Its own session: django-q2 hangs if the whole process group gets SIGTERM (see README).
+        # Its own session: django-q2 hangs when its process group gets SIGTERM (docs/operations.md).
         subprocess.Popen([PY, "manage.py", "qcluster"], cwd=ROOT, env=env, start_new_session=True),
     ]
     say(f"web on http://127.0.0.1:{port}/admin/, worker and demo sink running; Ctrl-C stops all")

@@ -63,18 +63,18 @@ def support_client(django_user_model):
 
 @pytest.fixture(autouse=True)
 def fresh_slow_start_windows():
-    """Concurrent dispatch remembers each postback's window per process; tests reuse ids."""
+    """Concurrent dispatch remembers each endpoint's window per process; tests reuse endpoints."""
     from postbacks.delivery import batch
 
-    batch._windows.clear()
+    batch.forget_windows()
     yield
-    batch._windows.clear()
+    batch.forget_windows()
 
 
 @pytest.fixture(params=["requests", "aiohttp"])
 def send(request):
     """The requests sender's send, then the same call through the concurrent sender: both apply
-    the same guard, TLS and redirect rules (postbacks/transport/)."""
+    the guard, TLS and redirect rules of postbacks/transport/policy.py."""
     from postbacks.transport import requests_sender
     from postbacks.transport.aiohttp_sender import ConcurrentSender
 

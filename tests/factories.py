@@ -78,3 +78,36 @@ class PostbackFactory(factory.django.DjangoModelFactory):
     def offers(self, create, extracted, **kwargs):
         if create and extracted:
             self.offers.set(extracted)
+
+
+def postback_values(**overrides) -> dict:
+    """A valid postback configuration as the plain dict validation and preview take."""
+    return {
+        "url": "https://tracker.example.com/postback?clickid={affS1}&payout={payout}",
+        "method": "GET",
+        "body_format": "form",
+        "body_template": "",
+        "statuses": ["approved"],
+        "scope": "global",
+        "currency": "",
+        "status_map": {},
+    } | overrides
+
+
+def postback_form_data(affiliate, **overrides) -> dict:
+    """What the admin's postback form posts for a valid GET postback of `affiliate`."""
+    return {
+        "name": "Network X",
+        "affiliate": affiliate.pk,
+        "active": "on",
+        "scope": "global",
+        "conversion_types": [conversion_type("sale").pk],
+        "statuses": ["approved"],
+        "currency": "",
+        "method": "GET",
+        "url": "https://tracker.example.com/pb?clickid={affS1}&payout={payout}",
+        "body_format": "form",
+        "body_template": "",
+        "status_map": "{}",
+        "_save": "Save",
+    } | overrides

@@ -13,6 +13,7 @@ from rest_framework.authtoken.models import Token
 
 from conversions import services
 from conversions.models import Conversion, ConversionStatus, StatusChangeSource
+from postbacks.assistant.clickfield import remember_click_field
 from postbacks.models import (
     Delivery,
     DeliveryAttempt,
@@ -29,6 +30,7 @@ from .factories import (
     OfferFactory,
     PostbackFactory,
     conversion_type,
+    postback_form_data,
 )
 
 pytestmark = pytest.mark.django_db
@@ -189,6 +191,7 @@ def test_affiliate_without_a_token_gets_the_placeholder_text_in_its_links(superu
 def test_affiliate_links_carry_the_token_in_the_field_their_postback_returns(superuser_client):
     affiliate, offer = AffiliateFactory(click_id_token="{clickid}"), OfferFactory()
     PostbackFactory(affiliate=affiliate, url="https://t.example.com/pb?subid={affS3}&p={payout}")
+    remember_click_field(affiliate)  # what the admin, the API and the assistant do on save
 
     page = superuser_client.get(admin_url(affiliate.__class__, "change", affiliate.pk)).text
 
@@ -209,29 +212,10 @@ def test_tracking_settings_open_as_one_page_and_save(superuser_client):
     assert TrackingSettings.objects.count() == 1
 
 
-def postback_form(affiliate, **overrides):
-    data = {
-        "name": "Network X",
-        "affiliate": affiliate.pk,
-        "active": "on",
-        "scope": "global",
-        "conversion_types": [conversion_type("sale").pk],
-        "statuses": ["approved"],
-        "currency": "",
-        "method": "GET",
-        "url": "https://tracker.example.com/pb?clickid={affS1}&payout={payout}",
-        "body_format": "form",
-        "body_template": "",
-        "status_map": "{}",
-        "_save": "Save",
-    }
-    return {**data, **overrides}
-
-
 def test_add_postback_through_the_form(superuser_client):
     affiliate = AffiliateFactory()
 
-    response = superuser_client.post(admin_url(Postback, "add"), postback_form(affiliate))
+    response = superuser_client.post(admin_url(Postback, "add"), postback_form_data(affiliate))
 
     assert response.status_code == 302, response.context["adminform"].form.errors
     postback = Postback.objects.get()
@@ -241,7 +225,7 @@ def test_add_postback_through_the_form(superuser_client):
 
 def test_revenue_placeholder_is_refused_with_where_to_turn_it_on(superuser_client):
     affiliate = AffiliateFactory()
-    data = postback_form(affiliate, url="https://tracker.example.com/pb?rev={revenue}")
+    data = postback_form_data(affiliate, url="https://tracker.example.com/pb?rev={revenue}")
 
     response = superuser_client.post(admin_url(Postback, "add"), data)
 
@@ -252,7 +236,7 @@ def test_revenue_placeholder_is_refused_with_where_to_turn_it_on(superuser_clien
 
 
 def test_unknown_placeholder_is_refused_with_the_valid_names(superuser_client):
-    data = postback_form(AffiliateFactory(), url="https://tracker.example.com/pb?c={clickId}")
+    data = postback_form_data(AffiliateFactory(), url="https://tracker.example.com/pb?c={clickId}")
 
     response = superuser_client.post(admin_url(Postback, "add"), data)
 

@@ -118,6 +118,23 @@ def test_test_send_refuses_a_conversion_of_another_affiliate(admin_client, monke
     assert not Delivery.objects.exists()
 
 
+def test_test_send_refuses_a_value_that_is_not_a_conversion_id(admin_client):
+    postback = PostbackFactory()
+    response = admin_client.post(
+        f"/admin/postbacks/postback/{postback.pk}/test-send/", {"conversion": "order-1"}
+    )
+    assert response.status_code == 400 and response.text == "'order-1' is not a conversion ID."
+    assert not Delivery.objects.exists()
+
+
+def test_preview_answers_malformed_input_with_the_fields_at_fault(admin_client):
+    response = admin_client.post(
+        PREVIEW, {"method": "GET", "statuses": ["shipped"], "preview_conversion": "x"}
+    )
+    assert response.status_code == 400
+    assert set(response.json()["fields"]) == {"statuses", "preview_conversion"}
+
+
 def test_test_send_action_on_the_list_uses_the_sample(admin_client, monkeypatch):
     monkeypatch.setattr("postbacks.transport.requests_sender.send", FakeSeam())
     postback = PostbackFactory()

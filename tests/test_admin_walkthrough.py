@@ -104,11 +104,12 @@ def test_support_staff_may_read_the_walkthrough_but_not_create_rows(support_clie
     assert support_client.post(url, {"action": "click"}).status_code == 403
 
 
-def test_walkthrough_uses_the_click_field_the_postback_sends_back(admin_client, settings):
-    """A postback that returns the click ID from affS3 (the assistant's choice) gets a link and
-    a simulated click with the click ID in affS3, on PUBLIC_BASE_URL when that is set."""
+def test_walkthrough_uses_the_affiliates_click_field(admin_client, settings):
+    """An affiliate whose postback returns the click ID from affS3 (Affiliate.click_field, set
+    when the postback is saved) gets a link and a simulated click with the click ID in affS3,
+    on PUBLIC_BASE_URL when that is set."""
     settings.PUBLIC_BASE_URL = "https://go.example.com"
-    affiliate = AffiliateFactory(click_id_token="{subid}")
+    affiliate = AffiliateFactory(click_id_token="{subid}", click_field="affS3")
     offer = OfferFactory(name="Shop")
     postback = PostbackFactory(
         affiliate=affiliate,
@@ -126,3 +127,25 @@ def test_walkthrough_uses_the_click_field_the_postback_sends_back(admin_client, 
     assert click.aff_s1 == ""
     page = admin_client.get(response.url).content.decode()
     assert "<code>partner-click-3</code> (affS3)" in page
+
+
+def test_walkthrough_explains_a_payout_that_is_not_a_number(admin_client, postback):
+    url = f"/admin/postbacks/postback/{postback.pk}/walkthrough/"
+    offer_pk = re.search(r"/t/(\d+)/", admin_client.get(url).content.decode())[1]
+    admin_client.post(url, {"action": "click", "offer": offer_pk, "click_id": "c-4"})
+    click = Click.objects.get(aff_s1="c-4")
+    step = {"action": "conversion", "click": click.pk, "status": "approved"}
+    step["conversion_type"] = conversion_type("sale").pk
+    for payout in ("12,50", "-1", "NaN"):
+        response = admin_client.post(url, {**step, "payout": payout}, follow=True)
+        assert "The payout must be a number such as 12.50, or blank." in response.text
+        assert steps_done(response.text) == ["yes", "yes", "no", "no"]  # the click is kept
+    assert not Conversion.objects.exists()
+
+
+def test_walkthrough_refuses_an_unknown_step_and_ignores_a_malformed_query(admin_client, postback):
+    url = f"/admin/postbacks/postback/{postback.pk}/walkthrough/"
+    response = admin_client.post(url, {"action": "refund"})
+    assert response.status_code == 400 and b"Unknown walkthrough step." in response.content
+    page = admin_client.get(f"{url}?click=abc&conversion=1&offer=x")
+    assert page.status_code == 200 and steps_done(page.text) == ["yes", "no", "no", "no"]

@@ -267,6 +267,21 @@ def test_postback_rejects_empty_or_unknown_statuses(api_client, statuses):
     assert "statuses" in response.json()
 
 
+@pytest.mark.parametrize("bad", ["paid", "CONVERSION_STATUS_PAID", "", 7])
+def test_postback_and_conversion_apis_give_the_same_error_for_a_bad_status(api_client, bad):
+    conversion = api_client.post(
+        "/api/v1/conversions/",
+        {"cid": ClickFactory().cid, "conversion_type": "sale", "status": bad},
+        format="json",
+    )
+    postback = api_client.post(
+        "/api/v1/postbacks/", postback_payload(AffiliateFactory(), statuses=[bad]), format="json"
+    )
+
+    assert (conversion.status_code, postback.status_code) == (400, 400)
+    assert postback.json()["statuses"] == {"0": conversion.json()["status"]}
+
+
 def test_postback_rejects_unknown_status_in_status_map(api_client):
     payload = postback_payload(AffiliateFactory(), status_map={"paid": "1"})
     response = api_client.post("/api/v1/postbacks/", payload, format="json")

@@ -227,6 +227,8 @@ def test_after_creating_with_another_click_field_the_affiliate_links_use_it(
     _create(admin_client, affiliate, click_field="affS3")
 
     assert Postback.objects.get().url.startswith("https://acme.rdtk.io/postback?clickid={affS3}")
+    affiliate.refresh_from_db()
+    assert affiliate.click_field == "affS3"
     page = admin_client.get(reverse("admin:affiliates_affiliate_change", args=[affiliate.pk]))
     content = html.unescape(page.content.decode())
     assert f"http://testserver/t/{offer.pk}/{affiliate.pk}/?affS3={{clickid}}" in content

@@ -15,7 +15,7 @@ from postbacks.delivery.queue import (
     send_to_broker as real_send_to_broker,
 )  # before the fixture patches it
 from postbacks.models import Delivery, DeliveryAttempt, DeliveryState, EndpointHealth
-from postbacks.transport.requests_sender import HttpResult
+from postbacks.transport.policy import HttpResult
 from tests.factories import ConversionFactory, PostbackFactory
 
 pytestmark = pytest.mark.django_db
@@ -171,20 +171,23 @@ def test_deliver_due_task_drains(monkeypatch):
     make_deliveries(4)
     sender = FakeSender()
     monkeypatch.setattr("postbacks.transport.aiohttp_sender.ConcurrentSender", lambda: sender)
-    assert tasks.deliver_due(1) == 4
+    assert tasks.deliver_due() == 4
     assert len(sender.calls) == 4
 
 
 def test_enqueue_uses_the_concurrent_task_unless_switched_off(settings, monkeypatch):
     sent = []
     monkeypatch.setattr(
-        "postbacks.delivery.queue.async_task", lambda func, *a, **k: sent.append(func)
+        "postbacks.delivery.queue.async_task", lambda func, *a, **k: sent.append((func, a))
     )
     settings.POSTBACK_CONCURRENT_DISPATCH = True
     real_send_to_broker(5)
     settings.POSTBACK_CONCURRENT_DISPATCH = False
     real_send_to_broker(6)
-    assert sent == ["postbacks.delivery.tasks.deliver_due", "postbacks.delivery.tasks.deliver"]
+    assert sent == [
+        ("postbacks.delivery.tasks.deliver_due", ()),  # sends whatever is due: no id
+        ("postbacks.delivery.tasks.deliver", (6,)),
+    ]
 
 
 # --- circuit breaker (postbacks/delivery/breaker.py), the same rules as one delivery at a time

@@ -6,9 +6,9 @@ import pytest
 from django.utils import timezone
 
 from postbacks.delivery import breaker, queue
-from postbacks.delivery.single import attempt_delivery
+from postbacks.delivery.single import attempt_delivery, claim
 from postbacks.models import Delivery, DeliveryState, EndpointHealth, Postback
-from postbacks.transport.requests_sender import HttpResult
+from postbacks.transport.policy import HttpResult
 from tests.factories import ConversionFactory, PostbackFactory
 
 pytestmark = pytest.mark.django_db
@@ -23,9 +23,13 @@ class Seam:
     def __init__(self):
         self.answers = {}
         self.calls = []
+        self.while_sending = None  # what another worker does while this request is out
 
     def __call__(self, method, url, *, headers, body=""):
         self.calls.append(url)
+        if self.while_sending:
+            meanwhile, self.while_sending = self.while_sending, None
+            meanwhile()
         host = breaker.endpoint_key(url)
         return self.answers.get(host, HttpResult(status=200))
 
@@ -108,14 +112,14 @@ def test_open_breaker_sets_the_postbacks_whole_backlog_aside_at_once(seam):
 def test_while_a_probe_is_out_the_backlog_is_not_set_aside(seam):
     """Half-open: only what a worker claimed waits for the probe; the backlog stays due, so it
     goes as soon as the probe closes the breaker (not a claim period later)."""
-    made = deliveries(DOWN, 3 + 1 + 5)
-    failing, other, backlog = made[:3], made[3], made[4:]
+    made = deliveries(DOWN, 3 + 1 + 1 + 5)
+    failing, probe, other, backlog = made[:3], made[3], made[4], made[5:]
     for d in failing:
         attempt_delivery(d.pk)
     EndpointHealth.objects.update(opened_until=timezone.now() - timedelta(seconds=1))
-    assert breaker._backed_off("down.example.com:443") == (None, False)  # probe taken elsewhere
+    assert not breaker.defer_if_open(claim(probe.pk))  # one worker claims the probe, sends it
 
-    attempt_delivery(other.pk)  # waits for that probe
+    attempt_delivery(other.pk)  # another worker's delivery waits for that probe
 
     other.refresh_from_db()
     assert other.next_attempt_at == health().opened_until and health().probing
@@ -140,15 +144,19 @@ def test_half_open_lets_one_probe_through_and_success_closes(seam):
         attempt_delivery(d.pk)  # the 4th is deferred
     EndpointHealth.objects.update(opened_until=timezone.now() - timedelta(seconds=1))
     Delivery.objects.filter(pk__in=[first.pk, second.pk]).update(next_attempt_at=timezone.now())
-    # Two workers at once: the first takes the probe, the second waits for its outcome.
-    assert breaker._backed_off("down.example.com:443") == (None, False)
-    until, backed_off = breaker._backed_off("down.example.com:443")
-    assert until > timezone.now() and not backed_off  # waiting for the probe, not backed off
-
-    EndpointHealth.objects.update(opened_until=timezone.now() - timedelta(seconds=1))
     seam.answers.clear()  # the endpoint is back
+    # Two workers at once: the first sends the probe, the second waits for its outcome.
+    seam.while_sending = lambda: attempt_delivery(second.pk)
+    calls_before = len(seam.calls)
+
     attempt_delivery(first.pk)
+
+    second.refresh_from_db()
+    assert len(seam.calls) == calls_before + 1  # the probe only
+    assert second.attempts == 0 and second.next_attempt_at > timezone.now()
+    assert not second.attempt_log.exists()
     assert health().opened_until is None and health().consecutive_failures == 0
+    Delivery.objects.filter(pk=second.pk).update(next_attempt_at=timezone.now())  # its wait over
     attempt_delivery(second.pk)
     second.refresh_from_db()
     assert second.state == DeliveryState.SUCCESS

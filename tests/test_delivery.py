@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from postbacks.delivery import queue, single, tasks
 from postbacks.models import Delivery, DeliveryState
-from postbacks.transport.requests_sender import HttpResult
+from postbacks.transport.policy import HttpResult
 from tests.factories import ConversionFactory, PostbackFactory
 
 pytestmark = pytest.mark.django_db
@@ -190,6 +190,42 @@ def test_post_json_sends_the_rendered_json_body(seam, delivery):
     call = seam.calls[0]
     assert call["body"] == '{"click": "abc", "payout": 12.50}'
     assert call["headers"]["Content-Type"] == "application/json"
+
+
+# --- which deliveries a worker may take (Delivery.objects.open/due/unclaimed) --------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "is_open"),
+    [
+        (DeliveryState.PENDING, True),
+        (DeliveryState.RETRYING, True),
+        (DeliveryState.SUCCESS, False),
+        (DeliveryState.FAILED, False),
+    ],
+)
+def test_pending_and_retrying_deliveries_are_open(delivery, state, is_open):
+    rows = Delivery.objects.filter(pk=delivery.pk)
+    rows.update(state=state, next_attempt_at=timezone.now())
+    assert rows.open().exists() is is_open
+    assert rows.due(timezone.now()).exists() is is_open
+
+
+def test_a_delivery_is_due_from_its_next_attempt_time_on(delivery):
+    at = timezone.now() + timedelta(minutes=1)
+    rows = Delivery.objects.filter(pk=delivery.pk)
+    rows.update(next_attempt_at=at)
+    assert not rows.due(at - timedelta(microseconds=1)).exists()
+    assert rows.due(at).exists()
+
+
+def test_a_claim_holds_a_delivery_until_it_runs_out(delivery):
+    until = timezone.now() + timedelta(seconds=30)
+    rows = Delivery.objects.filter(pk=delivery.pk)
+    assert rows.unclaimed(timezone.now()).exists()  # never claimed
+    rows.update(claimed_until=until)
+    assert not rows.unclaimed(until).exists()
+    assert rows.unclaimed(until + timedelta(microseconds=1)).exists()
 
 
 # --- the sweeper and manual retry -------------------------------------------------------------

@@ -6,7 +6,8 @@ import socket
 import pytest
 
 from demo.sink import Sink
-from postbacks.transport import netguard, requests_sender
+from postbacks.transport import netguard, policy, requests_sender
+from postbacks.transport.aiohttp_sender import ConcurrentSender
 
 BLOCKED = [
     "127.0.0.1",
@@ -126,8 +127,7 @@ def test_send_refuses_a_url_two_parsers_read_differently(monkeypatch, send):
     monkeypatch.setattr(netguard, "resolve", lambda host, port: [ipaddress.ip_address("8.8.8.8")])
     result = send("GET", "http://127.0.0.1:22\\@8.8.8.8/pb", headers={})
     assert result.permanent and result.status is None
-    # requests' sender sees two readings; yarl (aiohttp) refuses a backslash there outright.
-    assert "ambiguous" in result.error or "backslash" in result.error
+    assert result.error.startswith("Destination not allowed: the URL's host is ambiguous")
 
 
 def test_send_refuses_when_any_resolved_address_is_private(monkeypatch, send):
@@ -291,6 +291,71 @@ def test_post_redirect_keeps_the_method_only_for_307_and_308(
         send("POST", first.url + "/pb", headers={}, body="a=1")
         assert second.requests[0].method == method
         assert second.requests[0].body == ("a=1" if method == "POST" else "")
+
+
+# --- one policy: both senders apply a shared rule the same way -------------------------------
+
+
+def each_sender(method: str, url: str, *, body: str = "") -> tuple:
+    """The same request through the requests sender, then through the concurrent sender."""
+    with ConcurrentSender() as concurrent:
+        return (
+            requests_sender.send(method, url, headers={}, body=body),
+            concurrent.submit(method, url, {}, body).result(timeout=30),
+        )
+
+
+ADDRESSES = {"inside.example.com": "10.0.0.7", "public.example.com": "8.8.8.8"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://public.example.com/pb",
+        "http://public.example.com:99999/pb",
+        "http://127.0.0.1:22\\@public.example.com/pb",
+        "https://inside.example.com/pb",
+        "https://public.example.com:22/pb",
+    ],
+)
+def test_both_senders_refuse_a_url_in_the_same_words(monkeypatch, url):
+    """None of these is sent: each is refused before a connection is made."""
+    monkeypatch.setattr(netguard, "resolve", lambda h, p: [ipaddress.ip_address(ADDRESSES[h])])
+    by_requests, by_aiohttp = each_sender("GET", url)
+    assert by_requests.permanent and by_aiohttp.permanent
+    assert by_requests.error == by_aiohttp.error
+
+
+def test_both_senders_word_a_refused_and_a_stopped_redirect_alike(follow_redirects):
+    with Sink() as sink:
+        sink.behaviour.redirect_to = "http://169.254.169.254/latest/meta-data"
+        refused = each_sender("GET", sink.url + "/pb")
+        sink.behaviour.redirect_to = "/again"
+        stopped = each_sender("POST", sink.url + "/pb", body="a=1")
+    assert refused[0].error == refused[1].error
+    assert refused[0].error.startswith("Redirect to http://169.254.169.254/latest/meta-data")
+    assert stopped[0].error == stopped[1].error
+    assert [r.redirects for r in stopped] == [[sink.url + "/again"] * 2] * 2
+
+
+def test_both_senders_keep_the_same_capped_body(settings):
+    """The cap cuts the last "é" in half; both keep the same bytes and decode them alike."""
+    settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    settings.POSTBACK_RESPONSE_BODY_LIMIT = 101
+    with Sink() as sink:
+        sink.behaviour.body = "é" * 1000
+        by_requests, by_aiohttp = each_sender("GET", sink.url + "/pb")
+    assert by_requests.body == by_aiohttp.body == "é" * 50 + "\ufffd"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "text/plain; charset=no-such-charset", "application/json"]
+)
+def test_a_body_without_a_known_charset_is_read_as_utf8(settings, content_type):
+    """requests alone would read text/plain as Latin-1 and fail on an unknown charset."""
+    body = policy.CappedBody()
+    body.add("café".encode())
+    assert body.text(content_type) == "café"
 
 
 # --- a malformed POSTBACK_ALLOWED_NETWORKS ---------------------------------------------------

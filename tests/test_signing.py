@@ -17,14 +17,14 @@ from postbacks.delivery import batch
 from postbacks.delivery.single import attempt_delivery
 from postbacks.models import Delivery, DeliveryAttempt, Postback
 from postbacks.transport import signing
-from postbacks.transport.requests_sender import HttpResult
+from postbacks.transport.policy import HttpResult
 from tests.factories import ConversionFactory, PostbackFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def receiver_verifies(secret: str, headers: dict, body: str) -> bool:
-    """What a receiver does (the README shows the same): any v1 entry may match."""
+    """What a receiver does (as in docs/security-and-reliability.md): any v1 entry may match."""
     key = base64.b64decode(secret.split("_", 1)[1])
     signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.{body}".encode()
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()

@@ -9,7 +9,7 @@ from postbacks import matching
 from postbacks.delivery import queue
 from postbacks.delivery.testsend import send_test
 from postbacks.models import Delivery, DeliveryState
-from postbacks.transport.requests_sender import HttpResult
+from postbacks.transport.policy import HttpResult
 from tests.factories import ConversionFactory, PostbackFactory
 from tests.test_delivery import FakeSeam
 

@@ -1,12 +1,27 @@
-"""The tracking link: a click is recorded and the visitor is sent to the offer with our cid."""
+"""The tracking link: a click is recorded and the visitor is sent to the offer with our cid;
+the link carries the affiliate's token in the click field their postbacks return."""
 
+import html
+import importlib
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.apps import apps
 from django.urls import reverse
 
+from affiliates.links import tracking_path, tracking_url
+from affiliates.models import Affiliate
 from conversions.models import Click
-from tests.factories import AffiliateFactory, OfferFactory, PostbackFactory
+from postbacks.assistant.clickfield import remember_click_field
+from tests.factories import (
+    AffiliateFactory,
+    OfferFactory,
+    PostbackFactory,
+    conversion_type,
+    postback_form_data,
+)
+
+FILL_MIGRATION = importlib.import_module("postbacks.migrations.0014_affiliate_click_field")
 
 pytestmark = pytest.mark.django_db
 
@@ -124,7 +139,7 @@ def test_unknown_or_non_numeric_ids_are_404(client, path):
 def test_tracking_path_of_affiliate_resolves_to_the_tracking_link(client):
     offer, affiliate = OfferFactory(), AffiliateFactory(click_id_token="{aff_sub}")
 
-    response = client.get(affiliate.tracking_path(offer))
+    response = client.get(tracking_path(affiliate, offer))
 
     assert response.status_code == 302
     assert Click.objects.get().aff_s1 == "{aff_sub}"
@@ -133,16 +148,22 @@ def test_tracking_path_of_affiliate_resolves_to_the_tracking_link(client):
 def test_tracking_path_without_a_token_names_what_goes_there():
     offer, affiliate = OfferFactory(), AffiliateFactory(click_id_token="")
 
-    path = affiliate.tracking_path(offer)
+    path = tracking_path(affiliate, offer)
 
     assert path == f"/t/{offer.pk}/{affiliate.pk}/?affS1={{your click id token}}"
+
+
+def test_tracking_path_without_an_affiliate_or_offer_names_the_missing_ids():
+    path = tracking_path(None, None, "affS2", "{clickid}")
+
+    assert path == "/t/<offer id>/<affiliate id>/?affS2={clickid}"
 
 
 def test_tracking_url_is_absolute_on_public_base_url(settings, rf):
     settings.PUBLIC_BASE_URL = "https://go.example.net/"
     offer, affiliate = OfferFactory(), AffiliateFactory(click_id_token="{clickid}")
 
-    url = affiliate.tracking_url(offer, rf.get("/admin/", HTTP_HOST="admin.internal"))
+    url = tracking_url(affiliate, offer, rf.get("/admin/", HTTP_HOST="admin.internal"))
 
     assert url == f"https://go.example.net/t/{offer.pk}/{affiliate.pk}/?affS1={{clickid}}"
 
@@ -153,7 +174,7 @@ def test_tracking_url_without_public_base_url_uses_the_request_host(settings, rf
     offer, affiliate = OfferFactory(), AffiliateFactory(click_id_token="{clickid}")
     request = rf.get("/admin/", HTTP_HOST="admin.example.org", secure=True)
 
-    url = affiliate.tracking_url(offer, request)
+    url = tracking_url(affiliate, offer, request)
 
     # The token's braces stay as written, ready for the affiliate's tracker to replace.
     assert url == f"https://admin.example.org/t/{offer.pk}/{affiliate.pk}/?affS1={{clickid}}"
@@ -163,21 +184,37 @@ def test_tracking_url_without_base_or_request_stays_relative(settings):
     settings.PUBLIC_BASE_URL = ""
     offer, affiliate = OfferFactory(), AffiliateFactory(click_id_token="{clickid}")
 
-    assert affiliate.tracking_url(offer) == affiliate.tracking_path(offer)
+    assert tracking_url(affiliate, offer) == tracking_path(affiliate, offer)
 
 
-def test_tracking_link_uses_the_click_field_of_the_affiliates_postback(client):
-    offer, affiliate = OfferFactory(), AffiliateFactory(click_id_token="{clickid}")
-    PostbackFactory(
-        affiliate=affiliate, url="https://t.example.com/pb?clickid={affS3}", active=False
-    )
+# The click field: where the affiliate's click id travels, stored when their postbacks change.
 
-    path = affiliate.tracking_path(offer)
+AFF_S3_URL = "https://t.example.com/pb?clickid={affS3}&payout={payout}"
+
+
+def test_tracking_link_carries_the_token_in_the_affiliates_click_field(client):
+    offer = OfferFactory()
+    affiliate = AffiliateFactory(click_id_token="{clickid}", click_field="affS3")
+
+    path = tracking_path(affiliate, offer)
     client.get(path)
 
     assert path.endswith("?affS3={clickid}")
-    assert affiliate.click_id_field() == "affS3"
     assert Click.objects.get().aff_s3 == "{clickid}"
+
+
+def test_a_new_affiliate_has_their_click_id_in_aff_s1():
+    assert AffiliateFactory().click_field == "affS1"
+
+
+def test_remembering_stores_the_field_their_postback_returns_the_click_id_in():
+    affiliate = AffiliateFactory()
+    PostbackFactory(affiliate=affiliate, url=AFF_S3_URL, active=False)
+
+    remember_click_field(affiliate)
+
+    affiliate.refresh_from_db()
+    assert affiliate.click_field == "affS3"
 
 
 def test_an_active_postback_decides_the_click_field_over_an_inactive_one():
@@ -185,8 +222,89 @@ def test_an_active_postback_decides_the_click_field_over_an_inactive_one():
     PostbackFactory(affiliate=affiliate, url="https://t.example.com/pb?clickid={affS2}")
     PostbackFactory(affiliate=affiliate, url="https://t.example.com/pb?subid={affS4}", active=False)
 
-    assert affiliate.click_id_field() == "affS2"
-    assert AffiliateFactory().click_id_field() == "affS1"
+    remember_click_field(affiliate)
+
+    assert Affiliate.objects.get(pk=affiliate.pk).click_field == "affS2"
+
+
+def test_a_postback_that_does_not_say_leaves_aff_s1():
+    affiliate = AffiliateFactory(click_field="affS4")
+    PostbackFactory(affiliate=affiliate, url="https://t.example.com/pb?sub2={affS2}")
+
+    remember_click_field(affiliate)
+
+    assert Affiliate.objects.get(pk=affiliate.pk).click_field == "affS1"
+
+
+def test_adding_a_postback_in_the_admin_stores_the_click_field(admin_client):
+    offer, affiliate = OfferFactory(), AffiliateFactory(click_id_token="{clickid}")
+
+    response = admin_client.post(
+        reverse("admin:postbacks_postback_add"), postback_form_data(affiliate, url=AFF_S3_URL)
+    )
+
+    assert response.status_code == 302
+    affiliate.refresh_from_db()
+    assert affiliate.click_field == "affS3"
+    page = admin_client.get(reverse("admin:affiliates_affiliate_change", args=[affiliate.pk]))
+    assert f"/t/{offer.pk}/{affiliate.pk}/?affS3={{clickid}}" in html.unescape(
+        page.content.decode()
+    )
+
+
+def test_changing_the_url_in_the_admin_changes_the_click_field(admin_client):
+    affiliate = AffiliateFactory(click_field="affS3")
+    postback = PostbackFactory(affiliate=affiliate, url=AFF_S3_URL)
+    data = postback_form_data(affiliate, url="https://t.example.com/pb?clickid={affS1}")
+
+    response = admin_client.post(
+        reverse("admin:postbacks_postback_change", args=[postback.pk]), data
+    )
+
+    assert response.status_code == 302
+    assert Affiliate.objects.get(pk=affiliate.pk).click_field == "affS1"
+
+
+def test_creating_a_postback_over_the_api_stores_the_click_field(api_client):
+    conversion_type("sale")
+    offer, affiliate = OfferFactory(), AffiliateFactory(click_id_token="{clickid}")
+    payload = {
+        "name": "Tracker",
+        "affiliate": affiliate.pk,
+        "conversion_types": ["sale"],
+        "statuses": ["approved"],
+        "url": AFF_S3_URL,
+    }
+
+    response = api_client.post("/api/v1/postbacks/", payload, format="json")
+
+    assert response.status_code == 201, response.content
+    affiliate.refresh_from_db()
+    assert affiliate.click_field == "affS3"
+    assert tracking_path(affiliate, offer).endswith("?affS3={clickid}")
+
+
+def test_updating_a_postback_url_over_the_api_changes_the_click_field(api_client):
+    affiliate = AffiliateFactory()
+    postback = PostbackFactory(affiliate=affiliate)
+
+    response = api_client.patch(
+        f"/api/v1/postbacks/{postback.pk}/", {"url": AFF_S3_URL}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+    assert Affiliate.objects.get(pk=affiliate.pk).click_field == "affS3"
+
+
+def test_the_migration_fills_the_click_field_of_existing_affiliates():
+    with_s3, without = AffiliateFactory(), AffiliateFactory()
+    PostbackFactory(affiliate=with_s3, url=AFF_S3_URL)
+    PostbackFactory(affiliate=without)
+
+    FILL_MIGRATION.fill_click_fields(apps, None)
+
+    assert Affiliate.objects.get(pk=with_s3.pk).click_field == "affS3"
+    assert Affiliate.objects.get(pk=without.pk).click_field == "affS1"
 
 
 def test_post_to_tracking_link_is_not_allowed(client):

@@ -1,20 +1,11 @@
-"""Validating a postback's configuration (admin and API alike), and the sample preview."""
-
-import json
-from urllib.parse import parse_qs, urlsplit
+"""Validating a postback's configuration (admin and API alike)."""
 
 import pytest
 from django.core.exceptions import ValidationError
 
-from conversions.models import Conversion, ExchangeRate
 from postbacks.models import TrackingSettings
-from postbacks.rendering import RenderError
-from postbacks.validation import (
-    render_preview,
-    validate_postback_config,
-    validate_postback_fields,
-)
-from tests.factories import ConversionFactory, PostbackFactory
+from postbacks.validation import validate_postback_config
+from tests.factories import AffiliateFactory, postback_form_data, postback_values
 
 pytestmark = pytest.mark.django_db
 
@@ -25,27 +16,14 @@ REVENUE_MESSAGE = (
 SALE_AMOUNT_MESSAGE = REVENUE_MESSAGE.replace("{revenue}", "{saleAmount}")
 
 
-def _values(**overrides) -> dict:
-    return {
-        "url": "https://tracker.example.com/postback?clickid={affS1}&payout={payout}",
-        "method": "GET",
-        "body_format": "form",
-        "body_template": "",
-        "statuses": ["approved"],
-        "scope": "global",
-        "currency": "",
-        "status_map": {},
-    } | overrides
-
-
 def _errors(allow_revenue=False, **overrides) -> dict:
     with pytest.raises(ValidationError) as raised:
-        validate_postback_config(_values(**overrides), allow_revenue=allow_revenue)
+        validate_postback_config(postback_values(**overrides), allow_revenue=allow_revenue)
     return raised.value.message_dict
 
 
 def _passes(allow_revenue=False, **overrides) -> None:
-    validate_postback_config(_values(**overrides), allow_revenue=allow_revenue)
+    validate_postback_config(postback_values(**overrides), allow_revenue=allow_revenue)
 
 
 def test_a_typical_get_postback_is_valid():
@@ -209,7 +187,7 @@ def test_revenue_is_allowed_when_the_setting_is_on():
 
 
 def test_revenue_gate_reads_the_tracking_setting_by_default():
-    values = _values(url="https://t.example.com/cb?r={revenue}")
+    values = postback_values(url="https://t.example.com/cb?r={revenue}")
     with pytest.raises(ValidationError):
         validate_postback_config(values)
     TrackingSettings.objects.update_or_create(pk=1, defaults={"allow_revenue_parameters": True})
@@ -287,7 +265,7 @@ def test_unknown_body_format_is_refused():
 
 
 def _json(template: str, **overrides):
-    return _values(method="POST", body_format="json", body_template=template, **overrides)
+    return postback_values(method="POST", body_format="json", body_template=template, **overrides)
 
 
 def test_json_body_with_placeholders_in_strings_and_values_is_valid():
@@ -344,68 +322,26 @@ def test_status_map_must_be_an_object():
     assert "status_map" in _errors(status_map=["approved"])
 
 
-# --- the model's clean ----------------------------------------------------------------------
+# --- the admin form: the same validation, each problem once next to its field -----------------
 
 
-def test_postback_clean_validates_the_instance_fields():
-    postback = PostbackFactory.build(url="https://{affS1}.example.com/?r={revenue}")
-    with pytest.raises(ValidationError) as raised:
-        validate_postback_fields(postback)
-    assert len(raised.value.message_dict["url"]) == 2
+def _form_errors(**overrides):
+    from postbacks.admin.forms import PostbackForm
+
+    form = PostbackForm(data=postback_form_data(AffiliateFactory(), **overrides))
+    form.is_valid()
+    return form.errors
 
 
-def test_postback_clean_accepts_the_factory_default():
-    PostbackFactory.build().clean()
+def test_postback_form_reports_every_url_problem_of_the_instance():
+    errors = _form_errors(url="https://{affS1}.example.com/?r={revenue}")
+    assert len(errors["url"]) == 2
 
 
-# --- preview --------------------------------------------------------------------------------
+def test_postback_form_reports_a_missing_status_once():
+    errors = _form_errors(statuses=[])
+    assert len(errors["statuses"]) == 1
 
 
-def test_preview_renders_the_sample_conversion_without_touching_the_database(
-    django_assert_num_queries,
-):
-    values = _values(
-        url="https://t.example.com/cb?id={affS1}&p={payout}&s={status}&t={timestamp}",
-        status_map={"approved": "1"},
-    )
-    with django_assert_num_queries(0):
-        request = render_preview(values, allow_revenue=False)
-    assert parse_qs(urlsplit(request.url).query) == {
-        "id": ["AFF-CLICK-123"],
-        "p": ["12.50"],
-        "s": ["1"],
-        "t": ["2026-11-25T14:03:09Z"],
-    }
-    assert not Conversion.objects.exists()
-
-
-def test_preview_sample_amounts_are_in_the_postback_currency():
-    values = _values(url="https://t.example.com/cb?p={payout}&c={currency}", currency="JPY")
-    request = render_preview(values, allow_revenue=False)
-    assert parse_qs(urlsplit(request.url).query) == {"p": ["13"], "c": ["JPY"]}
-
-
-def test_preview_of_a_json_body_shows_every_placeholder_filled():
-    template = '{"click": "{affS1}", "payout": {payout}, "revenue": {revenue}}'
-    request = render_preview(_json(template), allow_revenue=True)
-    assert json.loads(request.body) == {"click": "AFF-CLICK-123", "payout": 12.5, "revenue": 40}
-
-
-def test_preview_reads_the_revenue_setting_by_default():
-    request = render_preview(_values(url="https://t.example.com/cb?r={revenue}"))
-    assert request.url == "https://t.example.com/cb?r="
-
-
-def test_preview_for_a_real_conversion_uses_its_values():
-    conversion = ConversionFactory(status="pending")
-    values = _values(url="https://t.example.com/cb?id={affS1}&s={status}")
-    request = render_preview(values, conversion, allow_revenue=False)
-    query = parse_qs(urlsplit(request.url).query)
-    assert query == {"id": [conversion.click.aff_s1], "s": ["pending"]}
-
-
-def test_preview_for_a_real_conversion_reports_a_missing_rate():
-    conversion = ConversionFactory(currency="USD")
-    with pytest.raises(RenderError, match="No exchange rate from USD to EUR"):
-        render_preview(_values(currency="EUR"), conversion, allow_revenue=False)
-    assert not ExchangeRate.objects.exists()
+def test_postback_form_accepts_a_valid_postback():
+    assert _form_errors() == {}

@@ -1,8 +1,16 @@
-"""API-wide behaviour: JSON errors for unknown URLs, and strict input fields."""
+"""API behaviour every app shares: JSON errors for unknown URLs, strict input fields, the
+currency field, and the 409 instead of deleting a row that is still in use."""
 
+from django.db import models, transaction
+from django.db.models import ProtectedError
 from django.http import JsonResponse
 from django.views import defaults
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
+from rest_framework.response import Response
+
+from trackdesk.currencies import validate_currency
 
 
 def page_not_found(request, exception):
@@ -35,3 +43,67 @@ class StrictFieldsMixin:
                     }
                 )
         return super().to_internal_value(data)
+
+
+class CurrencyField(serializers.CharField):
+    """An ISO 4217 code, accepted in any case and stored upper-cased."""
+
+    def __init__(self, **kwargs):
+        kwargs["validators"] = [*kwargs.get("validators", []), validate_currency]
+        kwargs.setdefault("help_text", "ISO 4217 currency code, e.g. USD or EUR.")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        return super().to_internal_value(data).upper()
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "This object is in use and cannot be changed this way."
+    default_code = "conflict"
+
+
+def referring_kinds(instance: models.Model) -> list[str]:
+    """Plural names of the rows that refer to `instance` and would block or lose it on delete.
+
+    Protected foreign keys block the delete; many-to-many links would silently drop the
+    instance from another row's configuration (an offer from a postback's scope), so they count.
+    """
+    kinds = []
+    for rel in instance._meta.related_objects:
+        if not (rel.many_to_many or rel.on_delete is models.PROTECT):
+            continue
+        related = rel.related_model
+        if related._default_manager.filter(**{rel.field.name: instance}).exists():
+            kinds.append(str(related._meta.verbose_name_plural))
+    return kinds
+
+
+class ProtectedDestroyMixin:
+    """Answer 409 with an actionable message instead of deleting a row that is still in use."""
+
+    deactivate_hint = 'Deactivate it instead: PATCH {"active": false}.'
+
+    @extend_schema(
+        responses={
+            204: None,
+            409: OpenApiResponse(description="Other rows refer to it; deactivate it instead."),
+        }
+    )
+    def destroy(self, request, *args, **kwargs):
+        instance = self.get_object()
+        name = instance._meta.verbose_name
+        kinds = referring_kinds(instance)
+        if kinds:
+            raise Conflict(
+                f"This {name} cannot be deleted: {', '.join(kinds)} refer to it. "
+                f"{self.deactivate_hint}"
+            )
+        try:
+            with transaction.atomic():
+                instance.delete()
+        except ProtectedError as exc:  # a referring row was added since the check above
+            raise Conflict(
+                f"This {name} cannot be deleted: other rows refer to it. {self.deactivate_hint}"
+            ) from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)

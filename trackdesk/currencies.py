@@ -1,6 +1,8 @@
-"""ISO 4217 currency codes in use and their minor units (decimal places)."""
+"""ISO 4217 currency codes in use, their minor units, and the validator of currency fields."""
 
 from decimal import Decimal
+
+from django.core.exceptions import ValidationError
 
 # Codes whose minor unit is not 2 decimal places.
 _MINOR_UNITS_EXCEPTIONS = {
@@ -201,6 +203,14 @@ CHOICES = sorted((code, code) for code in CODES)
 
 def is_valid(code: str) -> bool:
     return code in CODES
+
+
+def validate_currency(code: str) -> None:
+    """The validator of every currency field, model and API alike."""
+    if not is_valid(code):
+        raise ValidationError(
+            f"'{code[:10]}' is not an ISO 4217 currency code (for example USD, EUR)."
+        )
 
 
 def minor_units(code: str) -> int:

@@ -64,7 +64,7 @@ def mask_headers(headers: dict) -> dict:
 
 
 def masking_on() -> bool:
-    return getattr(settings, "POSTBACK_MASK_SECRETS", True)
+    return settings.POSTBACK_MASK_SECRETS  # always set by trackdesk/settings.py
 
 
 def mask(text: str) -> str:

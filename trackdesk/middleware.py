@@ -1,5 +1,7 @@
 """Request-level guards: the body size limit, and the client address behind our proxies."""
 
+import ipaddress
+
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 
@@ -36,11 +38,17 @@ def client_ip(request) -> str | None:
 
     Each trusted proxy appends the address it received from to X-Forwarded-For, so the client is
     the entry that many places from the right; anything further left is what the client claims.
+    None when that is not an IP address (REMOTE_ADDR of a unix socket, say): the address is
+    stored in IP columns (clicks, axes' login attempts).
     """
+    address = request.META.get("REMOTE_ADDR", "")
     count = settings.TRUSTED_PROXY_COUNT
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
     if count and forwarded:
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
         if len(hops) >= count:
-            return hops[-count]
-    return request.META.get("REMOTE_ADDR") or None
+            address = hops[-count]
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None

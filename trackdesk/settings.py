@@ -216,51 +216,32 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Postback delivery ----------------------------------------------------------------------
-# Networks the sender may reach although they are not public (CIDRs). Empty: public only.
+# What each POSTBACK_* setting means, its type and default: postbacks/conf.py, the one place the
+# code reads them. The defaults are written out again here because settings cannot import an app;
+# tests/test_conf.py keeps the two equal.
 POSTBACK_ALLOWED_NETWORKS = env.list("POSTBACK_ALLOWED_NETWORKS", default=[])
-# Ports allowed on public addresses (allowed networks may use any port).
 POSTBACK_ALLOWED_PORTS = [int(p) for p in env.list("POSTBACK_ALLOWED_PORTS", default=["80", "443"])]
-# A PEM file of CAs that replaces the default trust store for HTTPS postbacks (empty: default).
 POSTBACK_CA_BUNDLE = env.str("POSTBACK_CA_BUNDLE", default="")
 POSTBACK_CONNECT_TIMEOUT = env.float("POSTBACK_CONNECT_TIMEOUT", default=3.0)
 POSTBACK_READ_TIMEOUT = env.float("POSTBACK_READ_TIMEOUT", default=10.0)
-# The whole exchange (all redirect hops included) is cut off after this many seconds, so a
-# server that drips its answer cannot hold a worker.
 POSTBACK_TOTAL_TIMEOUT = env.float("POSTBACK_TOTAL_TIMEOUT", default=15.0)
-# Off: a 3xx is logged as the answer and counts as a failure. On: up to POSTBACK_MAX_REDIRECTS
-# hops are followed, each checked by the SSRF guard like the first request.
 POSTBACK_FOLLOW_REDIRECTS = env.bool("POSTBACK_FOLLOW_REDIRECTS", default=False)
 POSTBACK_MAX_REDIRECTS = env.int("POSTBACK_MAX_REDIRECTS", default=3)
-# Seconds to wait before each retry; the default is Trackdesk's 7 retries over about 2 days.
+POSTBACK_RESPONSE_BODY_LIMIT = env.int("POSTBACK_RESPONSE_BODY_LIMIT", default=4096)
 POSTBACK_RETRY_SCHEDULE = [
     int(s)
     for s in env.list(
         "POSTBACK_RETRY_SCHEDULE", default=["60", "300", "1800", "7200", "21600", "43200", "86400"]
     )
 ]
-# A pending delivery not picked up within this many seconds is enqueued again by the sweeper.
 POSTBACK_STALE_AFTER = env.int("POSTBACK_STALE_AFTER", default=120)
-# How long a worker owns a delivery it claimed; above connect + read timeout.
 POSTBACK_CLAIM_SECONDS = env.int("POSTBACK_CLAIM_SECONDS", default=60)
-POSTBACK_RESPONSE_BODY_LIMIT = env.int("POSTBACK_RESPONSE_BODY_LIMIT", default=4096)
-# Circuit breaker per endpoint: after this many consecutive failures (0: never) its deliveries
-# wait COOLDOWN seconds (doubling per failed probe, up to MAX_COOLDOWN) without using retries.
 POSTBACK_BREAKER_THRESHOLD = env.int("POSTBACK_BREAKER_THRESHOLD", default=5)
 POSTBACK_BREAKER_COOLDOWN = env.int("POSTBACK_BREAKER_COOLDOWN", default=30)
 POSTBACK_BREAKER_MAX_COOLDOWN = env.int("POSTBACK_BREAKER_MAX_COOLDOWN", default=1800)
-# Pause the postbacks of an endpoint that has failed every attempt for this many days (0: never).
 POSTBACK_AUTO_PAUSE_AFTER = env.float("POSTBACK_AUTO_PAUSE_AFTER", default=0)
-# Show secret-looking URL/body parameter values (token=, key=, sig=...) as ******** in the
-# admin log and the deliveries API. The stored rows keep what was sent.
 POSTBACK_MASK_SECRETS = env.bool("POSTBACK_MASK_SECRETS", default=True)
-# Finished deliveries (and their attempts) older than this many days are deleted by the daily
-# prune_postback_log; 0 keeps them forever.
 POSTBACK_LOG_RETENTION_DAYS = env.int("POSTBACK_LOG_RETENTION_DAYS", default=90)
-# Concurrent dispatch (postbacks/batch.py, the default): a task claims due deliveries in
-# batches and keeps up to POSTBACK_CONCURRENCY requests in flight per worker process, at most
-# POSTBACK_PER_HOST_CONCURRENCY per endpoint (host:port). It stops after POSTBACK_DRAIN_SECONDS
-# (keep that + POSTBACK_TOTAL_TIMEOUT below Q_CLUSTER's timeout). Off: one request per task
-# (postbacks/delivery.py); both keep the same guarantees.
 POSTBACK_CONCURRENT_DISPATCH = env.bool("POSTBACK_CONCURRENT_DISPATCH", default=True)
 POSTBACK_CONCURRENCY = env.int("POSTBACK_CONCURRENCY", default=1000)
 POSTBACK_PER_HOST_CONCURRENCY = env.int("POSTBACK_PER_HOST_CONCURRENCY", default=200)

@@ -1,6 +1,6 @@
-"""Delivery dashboard: counts, success rate and latency per affiliate and per postback,
-deliveries per hour by state, and the endpoints failing now (from the circuit breaker's
-EndpointHealth rows and the postbacks' latest deliveries). Test sends are left out.
+"""The delivery dashboard page: counts, success rate and latency per affiliate and per
+postback, deliveries per hour by state, and the endpoints failing now (from the circuit
+breaker's EndpointHealth rows and the postbacks' latest deliveries). Test sends are left out.
 
 The numbers come from one snapshot (postbacks/stats.py): finished deliveries from the hourly
 roll-up plus a live count since, open ones counted live, all grouped by postback and hour in the
@@ -14,16 +14,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, OuterRef, Q, Subquery
+from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from postbacks import stats
+from postbacks.admin.html import STATE_COLOURS, log_url
 from postbacks.delivery import breaker
 from postbacks.models import Delivery, DeliveryState, EndpointHealth, Postback
 from trackdesk.masking import mask
 
 WINDOWS = stats.WINDOWS
-OPEN = (DeliveryState.PENDING, DeliveryState.RETRYING)
 CHART_STATES = (
     DeliveryState.SUCCESS,
     DeliveryState.FAILED,
@@ -33,6 +35,48 @@ CHART_STATES = (
 FAILING_LIMIT = 50
 FAILING_STATES = (DeliveryState.FAILED, DeliveryState.RETRYING)
 CHART_HOURS = 24
+TEMPLATE = "admin/postbacks/dashboard.html"
+
+
+def dashboard_view(request, model_admin):
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    now = timezone.now()
+    snapshot = take_snapshot(now)
+    hours = hourly(now, snapshot=snapshot)
+    peak = max((bar.total for bar in hours), default=0) or 1
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "title": "Delivery dashboard",
+        "by_affiliate": group_stats("affiliate", now, snapshot),
+        "by_postback": group_stats("postback", now, snapshot),
+        "windows": list(WINDOWS),
+        "chart": [_chart_bar(bar, peak) for bar in hours],
+        "peak": peak,
+        "legend": [(DeliveryState(s).label, STATE_COLOURS[s]) for s in CHART_STATES],
+        "failing": failing_endpoints(),
+        "log_url": log_url(),
+    }
+    return TemplateResponse(request, TEMPLATE, context)
+
+
+def _chart_bar(bar: "HourBar", peak: int) -> dict:
+    """One hour's stacked bar: a part per state, its height in percent of the busiest hour."""
+    return {
+        "hour": bar.hour,
+        "total": bar.total,
+        "parts": [
+            {
+                "state": DeliveryState(state).label,
+                "count": count,
+                "colour": STATE_COLOURS[state],
+                "percent": round(100 * count / peak, 2),
+            }
+            for state, count in bar.counts.items()
+            if count
+        ],
+    }
 
 
 @dataclass

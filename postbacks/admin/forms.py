@@ -9,9 +9,9 @@ from django.utils.html import format_html, format_html_join
 from conversions.models import ConversionStatus
 from postbacks.models import Postback, TrackingSettings
 from postbacks.placeholders import CATALOG
+from postbacks.rendering import postback_values
 from postbacks.validation import validate_postback_config
 
-# Postback.clean checks every other field; only the form sees the chosen offers and types.
 RELATIONS = ("offers", "conversion_types")
 MONOSPACE = "font-family: monospace; width: 100%; box-sizing: border-box"
 
@@ -82,17 +82,23 @@ class PostbackForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        self._check_relations(cleaned)
+        self._check_config(cleaned)
         return cleaned
 
-    def _check_relations(self, cleaned: dict) -> None:
-        values = {**cleaned, **{name: list(cleaned[name]) for name in RELATIONS if name in cleaned}}
+    def _check_config(self, cleaned: dict) -> None:
+        """The one validation the API runs too; each problem once, next to its field. A field
+        Django already refused (e.g. required and empty) keeps Django's message only."""
+        relations = {name: list(cleaned[name]) for name in RELATIONS if name in cleaned}
+        values = {**postback_values(self.instance), **cleaned, **relations}
         try:
             validate_postback_config(values)
         except ValidationError as error:
-            for name in RELATIONS:
-                for message in error.message_dict.get(name, []):
-                    self.add_error(name, message)
+            for name, messages in error.message_dict.items():
+                field = name if name in self.fields else None
+                if field and field in self.errors:
+                    continue
+                for message in messages:
+                    self.add_error(field, message)
 
 
 def picker_html(allow_revenue: bool):

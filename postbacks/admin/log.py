@@ -1,4 +1,5 @@
-"""The postback log in the admin: deliveries with their attempts, read-only, with retry."""
+"""The postback log in the admin: deliveries with their attempts, read-only, with retry; the
+dashboard page hangs off its URLs (pages.py)."""
 
 import contextlib
 import uuid

@@ -1,4 +1,5 @@
-"""Admin for postbacks, the tracking settings page and endpoint health."""
+"""Model admins for postback configuration: Postback (its extra pages wired in from pages.py
+and the assistant), the tracking settings page and endpoint health."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -9,11 +10,11 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
-from affiliates.admin import DeactivateInsteadOfDeleteMixin
 from postbacks.admin import pages
 from postbacks.admin.forms import PostbackForm
 from postbacks.admin.html import change_link, recent_deliveries, state_badge
 from postbacks.assistant.admin import assistant_urls
+from postbacks.assistant.clickfield import remember_click_field
 from postbacks.delivery import breaker
 from postbacks.delivery.testsend import describe, send_test
 from postbacks.models import (
@@ -24,6 +25,10 @@ from postbacks.models import (
     TrackingSettings,
 )
 from postbacks.transport import signing
+from trackdesk.admin import DeactivateInsteadOfDeleteMixin
+
+# Behind every test send: the form's button, the list action and the walkthrough's rows.
+TEST_SEND_PERMISSION = "postbacks.send_test_postback"
 
 
 @admin.register(Postback)
@@ -77,11 +82,12 @@ class PostbackAdmin(DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
+        remember_click_field(obj.affiliate)
         if obj.active and obj.paused_reason:
             breaker.resume(obj)
 
     def has_send_test_permission(self, request):
-        return request.user.has_perm(pages.TEST_SEND_PERMISSION)
+        return request.user.has_perm(TEST_SEND_PERMISSION)
 
     def get_queryset(self, request):
         last = Delivery.objects.filter(postback=OuterRef("pk")).order_by("-created", "-pk")

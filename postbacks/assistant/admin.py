@@ -10,10 +10,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from affiliates.models import Affiliate, Offer, public_url
+from affiliates.links import public_url, tracking_url
+from affiliates.models import CLICK_FIELDS, DEFAULT_CLICK_FIELD, Affiliate, Offer
 from conversions.models import ConversionStatus, ConversionType
 from postbacks.admin.forms import MONOSPACE
-from postbacks.assistant.analysis import CLICK_FIELDS, analyse, create_postback, platform_choices
+from postbacks.assistant.analysis import analyse
+from postbacks.assistant.catalog import platform_choices
+from postbacks.assistant.create import create_postback
 from postbacks.models import Postback, TrackingSettings
 from postbacks.validation import validate_postback_config
 
@@ -37,7 +40,7 @@ class StartForm(forms.Form):
     click_field = forms.ChoiceField(
         label="Click id travels in",
         choices=[(name, name) for name in CLICK_FIELDS],
-        initial=CLICK_FIELDS[0],
+        initial=DEFAULT_CLICK_FIELD,
         required=False,
     )
 
@@ -104,7 +107,7 @@ def _analyse(cleaned: dict):
         cleaned["url"],
         cleaned["platform"],
         affiliate=cleaned["affiliate"],
-        click_field=cleaned["click_field"] or CLICK_FIELDS[0],
+        click_field=cleaned["click_field"] or DEFAULT_CLICK_FIELD,
         allow_revenue=TrackingSettings.load().allow_revenue_parameters,
         conversion_types=ConversionType.objects.values_list("code", flat=True),
     )
@@ -169,10 +172,11 @@ def _tracking_links(request, analysis, affiliate) -> list[tuple[str, str]]:
     if not analysis.tracking_link:
         return []
     offers = Offer.objects.filter(active=True).order_by("-created")[:TRACKING_LINK_OFFERS]
-    links = [(str(offer), _link_for(request, analysis, affiliate, offer)) for offer in offers]
+    links = [
+        (
+            str(offer),
+            tracking_url(affiliate, offer, request, analysis.click_field, analysis.click_id_token),
+        )
+        for offer in offers
+    ]
     return links or [("any offer", public_url(analysis.tracking_link, request))]
-
-
-def _link_for(request, analysis, affiliate, offer) -> str:
-    track = reverse("track-click", args=[offer.pk, affiliate.pk])
-    return public_url(f"{track}?{analysis.click_id_field}={analysis.click_id_token}", request)

@@ -1,128 +1,40 @@
-"""The postback assistant: read an affiliate platform's postback URL, propose our postback for it.
+"""The postback assistant's analysis: read an affiliate platform's postback URL, propose our
+postback for it.
 
 `analyse` is a plain function of its arguments and the address settings (no queries, no writes)
 and never raises: odd input gives a mapping with clear "could not map" messages instead. It runs
 the postback form's URL checks too, so `ok` is never True for what creation would refuse.
-`create_postback` at the bottom is the one write, shared by the admin page. The platform catalog
-is `platforms.toml`.
 """
 
-import functools
 import re
-import tomllib
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from urllib.parse import quote, unquote_plus, urlsplit
+from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.urls import reverse
 
+from affiliates.links import tracking_path
+from affiliates.models import CLICK_FIELDS, DEFAULT_CLICK_FIELD
+from postbacks.assistant.catalog import GENERIC, Platform, platforms, recognise
+from postbacks.assistant.lexer import (
+    MASK_RE,
+    PATH_WORDS,
+    decode,
+    literal,
+    looks_like_placeholder,
+    mask,
+    norm,
+    token_name,
+    unmask,
+)
+from postbacks.assistant.names import (
+    CLICK_ID_NAMES,
+    NUMBERED_SUB,
+    TRANSACTION_LIKE,
+    is_numbered_sub,
+    role_of_name,
+)
 from postbacks.placeholders import lookup
 from postbacks.validation import validate_postback_config
-
-CATALOG_PATH = Path(__file__).with_name("platforms.toml")
-GENERIC = "generic"
-DEFAULT_CLICK_FIELD = "affS1"
-
-# Tokens other systems write where a value goes: {x} {{x}} ${x} {url(x)} [x] [[[x]]] #x# ##x##
-# %x% %%x%% !!!x!!! <x>. They are masked before the URL is split, so #s2# is not a fragment.
-_NAME = r"[A-Za-z_][\w.\-]*"
-TOKEN_RE = re.compile(
-    rf"\$?\{{\{{?(?:url\()?(?P<a>{_NAME})\)?\}}\}}?"
-    rf"|\[\[\[(?P<b>{_NAME})\]\]\]|\[(?P<c>{_NAME})\]"
-    rf"|##(?P<d>{_NAME})##|#(?P<e>{_NAME})#"
-    rf"|%%(?P<f>{_NAME})%%|%(?P<g>[A-Za-z_][\w.\-]{{2,}})%"
-    rf"|!!!(?P<h>{_NAME})!!!|<(?P<i>{_NAME})>"
-)
-_MASK_RE = re.compile("\ue000(\\d+)\ue001")
-PLACEHOLDER_WORDS = {"REPLACE", "OPTIONAL", "REQUIRED", "VALUE", "MACRO", "TOKEN"}
-PATH_WORDS = {"REPLACE", "OPTIONAL", "REQUIRED"}
-CLICK_FIELDS = tuple(f"affS{n}" for n in range(1, 6))
-
-# Common parameter names, compared without case, "_", "-" or ".": click_id, ClickID, click-id.
-CLICK_ID_NAMES = (
-    "clickid",
-    "cid",
-    "cnvid",
-    "subid",
-    "affclickid",
-    "affsub",
-    "sub1",
-    "subid1",
-    "sid",
-    "s2",
-    "s1",
-    "clickref",
-    "visitorid",
-    "externalid",
-    "click",
-    "trackingid",
-    "transactionid",
-    "tid",
-)
-# Click-id candidates that mean a transaction id when a better click-id parameter is present.
-TRANSACTION_LIKE = ("transactionid", "tid")
-ROLE_NAMES = {
-    "payout": (
-        "payout",
-        "amount",
-        "amountvalue",
-        "sum",
-        "revenue",
-        "price",
-        "commission",
-        "value",
-        "rate",
-        "affiliateearnings",
-        "paymentsum",
-        "money",
-        "cash",
-        "reward",
-        "commissionamount",
-    ),
-    "sale_amount": ("saleamount", "total", "totalcost", "ordertotal"),
-    "status": (
-        "status",
-        "cnvstatus",
-        "convstatus",
-        "conversionstatus",
-        "actionstatus",
-        "paymentstatus",
-        "state",
-        "stage",
-    ),
-    "transaction_id": (
-        "txid",
-        "txnid",
-        "transaction",
-        "orderid",
-        "order",
-        "oid",
-        "actionid",
-        "advsub",
-        "leadid",
-        "uid",
-    ),
-    "currency": ("currency", "cur", "curr", "currencycode", "cnvcurrency", "payoutcurrency"),
-    "conversion_type": (
-        "type",
-        "event",
-        "eventtype",
-        "et",
-        "goal",
-        "goalalias",
-        "goalvalue",
-        "conversiontype",
-        "conversiontypecode",
-    ),
-    "conversion_id": ("conversionid", "convid"),
-    "offer_id": ("offerid", "offer"),
-    "timestamp": ("timestamp", "datetime", "time"),
-    "delivery_id": ("rdtkeventid", "dedupeid", "idempotencykey", "deliveryid"),
-}
-_ROLE_BY_NAME = {name: role for role, names in ROLE_NAMES.items() for name in names}
-_NUMBERED_SUB = re.compile(r"(?:sub|subid|affsub|s)([2-5])")
 
 ROLE_PLACEHOLDER = {
     "payout": "payout",
@@ -154,78 +66,6 @@ ROLE_MEANING = {
 }
 
 
-@dataclass(frozen=True)
-class Platform:
-    key: str
-    name: str
-    click_id_token: str
-    method: str
-    example_url: str
-    params: dict
-    fixed: tuple = ()
-    status_map: dict = field(default_factory=dict)
-    statuses: tuple = ("approved",)
-    hosts: tuple = ()
-    path: str = ""
-    match_params: tuple = ()
-    match_tokens: tuple = ()
-    macros: dict = field(default_factory=dict)
-    notes: str = ""
-    source: str = ""
-    verified: bool = True
-
-    def role_of(self, name: str) -> str | None:
-        wanted = name.lower()
-        return next((role for role, p in self.params.items() if p.lower() == wanted), None)
-
-    def role_of_macro(self, inner: str | None) -> str | None:
-        """The role of one of the platform's own macros in a value ({Payout} → payout); exact
-        case, as platforms such as Impact read them."""
-        return self.macros.get(inner) if inner else None
-
-    def is_fixed(self, name: str) -> bool:
-        return name.lower() in (f.lower() for f in self.fixed)
-
-
-@functools.cache
-def platforms() -> dict[str, Platform]:
-    """The catalog by key, in file order (the generic entry last)."""
-    with CATALOG_PATH.open("rb") as handle:
-        entries = tomllib.load(handle)["platform"]
-    return {entry["key"]: _platform(entry) for entry in entries}
-
-
-def _platform(entry: dict) -> Platform:
-    match = entry.get("match", {})
-    return Platform(
-        key=entry["key"],
-        name=entry["name"],
-        click_id_token=entry["click_id_token"],
-        method=entry.get("method", "GET"),
-        example_url=entry["example_url"],
-        params=dict(entry.get("params", {})),
-        fixed=tuple(entry.get("fixed", ())),
-        status_map=dict(entry.get("status_map", {})),
-        statuses=tuple(entry.get("statuses", ("approved",))),
-        hosts=tuple(match.get("hosts", ())),
-        path=match.get("path", ""),
-        match_params=tuple(match.get("params", ())),
-        match_tokens=tuple(match.get("tokens", ())),
-        macros={
-            macro: role
-            for role, names in entry.get("macros", {}).items()
-            for macro in ([names] if isinstance(names, str) else names)
-        },
-        notes=entry.get("notes", ""),
-        source=entry.get("source", ""),
-        verified=entry.get("verified", True),
-    )
-
-
-def platform_choices() -> list[tuple[str, str]]:
-    return [(p.key, p.name) for p in platforms().values()]
-
-
 @dataclass
 class Mapping:
     """One parameter of the pasted URL and what our postback sends there."""
@@ -245,7 +85,7 @@ class Analysis:
     platform_name: str
     recognised_by: str
     click_id_token: str
-    click_id_field: str
+    click_field: str
     tracking_link: str
     mappings: list[Mapping]
     problems: list[str]
@@ -288,7 +128,7 @@ def _failed(url, problem: str) -> Analysis:
         platform_name="",
         recognised_by="",
         click_id_token="",
-        click_id_field=DEFAULT_CLICK_FIELD,
+        click_field=DEFAULT_CLICK_FIELD,
         tracking_link="",
         mappings=[],
         problems=[problem],
@@ -297,54 +137,9 @@ def _failed(url, problem: str) -> Analysis:
     )
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def _mask(text: str) -> tuple[str, list[str]]:
-    tokens: list[str] = []
-
-    def keep(match: re.Match) -> str:
-        tokens.append(match.group(0))
-        return f"\ue000{len(tokens) - 1}\ue001"
-
-    return TOKEN_RE.sub(keep, text), tokens
-
-
-def _unmask(text: str, tokens: list[str]) -> str:
-    return _MASK_RE.sub(lambda m: tokens[int(m.group(1))], text)
-
-
-def _token_name(value: str) -> str | None:
-    """The name inside a whole-value token ({clickid} → clickid), else None."""
-    match = TOKEN_RE.fullmatch(value.strip())
-    if match is None:
-        return None
-    return next((name for name in match.groups() if name), None)
-
-
-def _looks_like_placeholder(value: str) -> bool:
-    text = value.strip()
-    return (
-        _token_name(text) is not None
-        or _norm(text).upper() in PLACEHOLDER_WORDS
-        or re.fullmatch(r"X{3,}|YOUR[_\-\s]\w+", text, re.IGNORECASE) is not None
-    )
-
-
-def _literal(raw: str) -> str:
-    """A pasted value made safe to keep in a template: braces, # and spaces encoded."""
-    quoted = quote(raw, safe="%!$'()*+,;:@/?-._~=[]")
-    return re.sub(r"%(?![0-9A-Fa-f]{2})", "%25", quoted)
-
-
 def _short(value: str, limit: int = 60) -> str:
     """A value as quoted in a message: long ones cut, so a 20 000-character value stays readable."""
     return value if len(value) <= limit else value[: limit - 1] + "…"
-
-
-def _decode(raw: str) -> str:
-    return unquote_plus(raw)
 
 
 @dataclass
@@ -422,22 +217,15 @@ class _Analyser:
             )
         return found
 
+    # Reading the pasted text.
     def _parse(self, text: str):
         text = re.sub(r"[\r\n\t]", "", text)
         # The two characters that mark masked tokens, should they be pasted, are encoded.
         text = text.replace("\ue000", "%EE%80%80").replace("\ue001", "%EE%80%81")
-        masked, tokens = _mask(text)
-        if masked.startswith("//"):
-            masked = "https:" + masked
-        elif not re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://", masked):
-            if not re.match(r"[\w\-]+(\.[\w\-]+)+(:\d+)?([/?]|$)", masked):
-                self.problems.append(
-                    "This does not look like a URL; paste the whole postback URL the "
-                    "affiliate's platform gave them, starting with https://."
-                )
-                return None
-            masked = "https://" + masked
-            self.notes.append("The URL had no scheme; https:// was added.")
+        masked, tokens = mask(text)
+        masked = self._with_scheme(masked)
+        if masked is None:
+            return None
         if " " in masked:
             masked = masked.replace(" ", "%20")
             self.notes.append("Spaces in the URL were encoded as %20.")
@@ -447,73 +235,87 @@ class _Analyser:
             self.problems.append(f"Could not read this URL: {exc}.")
             return None
 
+    def _with_scheme(self, masked: str) -> str | None:
+        """The URL with a scheme (https:// added to a bare host), or None if it is no URL."""
+        if masked.startswith("//"):
+            return "https:" + masked
+        if re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://", masked):
+            return masked
+        if not re.match(r"[\w\-]+(\.[\w\-]+)+(:\d+)?([/?]|$)", masked):
+            self.problems.append(
+                "This does not look like a URL; paste the whole postback URL the "
+                "affiliate's platform gave them, starting with https://."
+            )
+            return None
+        self.notes.append("The URL had no scheme; https:// was added.")
+        return "https://" + masked
+
     def _split(self, masked: str, tokens: list[str]):
         parts = urlsplit(masked)
         if parts.scheme.lower() not in ("http", "https"):
             self.problems.append(f"Postbacks go over http or https, not {parts.scheme}:.")
             return None
-        netloc = _unmask(parts.netloc, tokens)
+        netloc = unmask(parts.netloc, tokens)
         if not parts.hostname:
             self.problems.append("The URL names no host, e.g. https://tracker.example.com/.")
             return None
-        if _MASK_RE.search(parts.netloc) or "{" in netloc:
+        if MASK_RE.search(parts.netloc) or "{" in netloc:
             self.problems.append(
                 f"The host {netloc!r} is a placeholder: put in the affiliate's real tracker host."
             )
-            netloc = _literal(netloc)
+            netloc = literal(netloc)
         if parts.fragment:
             self.notes.append(
-                f"The fragment #{_unmask(parts.fragment, tokens)} is never sent to a server; "
+                f"The fragment #{unmask(parts.fragment, tokens)} is never sent to a server; "
                 "it was left out."
             )
         params = [self._param(pair, tokens) for pair in parts.query.split("&") if pair]
         if any(not p.name for p in params):
             self.notes.append("Parameters without a name were left out.")
         params = [p for p in params if p.name]
-        return parts.scheme.lower(), netloc, _unmask(parts.path, tokens), params
+        return parts.scheme.lower(), netloc, unmask(parts.path, tokens), params
 
     @staticmethod
     def _param(pair: str, tokens: list[str]) -> _Param:
         raw_name, equals, raw_value = pair.partition("=")
-        raw_name, raw_value = _unmask(raw_name, tokens), _unmask(raw_value, tokens)
-        name, value = _decode(raw_name).strip(), _decode(raw_value)
+        raw_name, raw_value = unmask(raw_name, tokens), unmask(raw_value, tokens)
+        name, value = decode(raw_name).strip(), decode(raw_value)
         return _Param(raw_name, raw_value, name, value, has_value=bool(equals))
 
+    # The path.
     def _map_path(self, path: str) -> str:
-        masked, tokens = _mask(path)
-
-        def replace_token(number: int) -> str:
-            token = tokens[number]
-            inner = _token_name(token) or ""
-            if _is_ours(token, inner):
-                placeholder = lookup(inner).token
-                explanation = self._explain(token, "ours", placeholder=placeholder)
-                self.mappings.append(
-                    Mapping(token, token, placeholder, "mapped", explanation, "path")
-                )
-                return placeholder
-            role = self.platform.role_of_macro(inner) if self.platform else None
-            role = role or _role_of_token(inner)
-            role = "click_id" if role == "click_candidate" else role
-            if role is None or role == "sub":
-                self._flag_path(token)
-                return _literal(token)
-            placeholder = self._placeholder(role, inner)
-            self.mappings.append(
-                Mapping(token, token, placeholder, "mapped", self._explain(token, role), "path")
-            )
-            return placeholder
-
+        masked, tokens = mask(path)
         # Text between tokens is kept, made safe like literal values ({}, spaces, a lone %).
-        pieces = _MASK_RE.split(masked)  # text, token number, text, ...
+        pieces = MASK_RE.split(masked)  # text, token number, text, ...
         result = "".join(
-            replace_token(int(piece)) if n % 2 else _literal(piece)
+            self._path_token(tokens[int(piece)]) if n % 2 else literal(piece)
             for n, piece in enumerate(pieces)
         )
         for word in re.findall(r"[^/]+", result):
             if word.upper() in PATH_WORDS:
                 self._flag_path(word)
         return result
+
+    def _path_token(self, token: str) -> str:
+        """What our template has where the path has `token`: a placeholder, or the token as
+        pasted (flagged) when none fits."""
+        inner = token_name(token) or ""
+        if _is_ours(token, inner):
+            placeholder = lookup(inner).token
+            explanation = self._explain(token, "ours", placeholder=placeholder)
+            self.mappings.append(Mapping(token, token, placeholder, "mapped", explanation, "path"))
+            return placeholder
+        role = self.platform.role_of_macro(inner) if self.platform else None
+        role = role or role_of_name(inner)
+        role = "click_id" if role == "click_candidate" else role
+        if role is None or role == "sub":
+            self._flag_path(token)
+            return literal(token)
+        placeholder = self._placeholder(role, inner)
+        self.mappings.append(
+            Mapping(token, token, placeholder, "mapped", self._explain(token, role), "path")
+        )
+        return placeholder
 
     def _flag_path(self, token: str) -> None:
         self.mappings.append(
@@ -529,7 +331,26 @@ class _Analyser:
         )
         self.problems.append(f"Could not map {token!r} in the URL's path.")
 
+    # The query parameters.
     def _map_params(self, params: list[_Param]) -> None:
+        live = self._drop_repeats(params)
+        for param in live:
+            self._classify(param)
+        self._choose_click_id(live)
+        for param in live:
+            self._finish(param)
+        self.mappings += [
+            Mapping(p.name, p.value, p.placeholder, p.state, p.explanation) for p in params
+        ]
+        if not any(m.placeholder == self._click_placeholder() for m in self.mappings):
+            self.problems.append(
+                f"Could not find the click-id parameter: add {self._click_placeholder()} by hand "
+                "where the platform expects its click id, or nothing can be attributed."
+            )
+
+    @staticmethod
+    def _drop_repeats(params: list[_Param]) -> list[_Param]:
+        """Marks every repeat of a name (any case) dropped; returns the others."""
         seen: set[str] = set()
         for param in params:
             key = param.name.lower()
@@ -539,24 +360,11 @@ class _Analyser:
                     f"{param.name!r} is repeated; only its first occurrence is sent."
                 )
             seen.add(key)
-        live = [p for p in params if p.state != "dropped"]
-        for param in live:
-            self._classify(param)
-        self._choose_click_id(live)
-        for param in live:
-            self._finish(param)
-        self.mappings += [
-            Mapping(p.name, p.value, p.placeholder, p.state, p.explanation) for p in params
-        ]
-        if not any(m.placeholder == "{" + self.click_field + "}" for m in self.mappings):
-            self.problems.append(
-                "Could not find the click-id parameter: add {" + self.click_field + "} by hand "
-                "where the platform expects its click id, or nothing can be attributed."
-            )
+        return [p for p in params if p.state != "dropped"]
 
     def _classify(self, param: _Param) -> None:
         """The role a parameter plays, from the platform, its name, or the token in its value."""
-        inner = _token_name(param.value)
+        inner = token_name(param.value)
         if _is_ours(param.value, inner):
             param.role, param.placeholder = "ours", lookup(inner).token
             return
@@ -566,7 +374,7 @@ class _Analyser:
         role = None
         if self.platform:
             role = self.platform.role_of_macro(inner) or self.platform.role_of(param.name)
-        param.role = role or _role_of_name(param.name) or _role_of_token(inner or "")
+        param.role = role or role_of_name(param.name) or role_of_name(inner or "")
 
     def _choose_click_id(self, params: list[_Param]) -> None:
         candidates = [p for p in params if p.role in ("click_id", "click_candidate")]
@@ -577,56 +385,27 @@ class _Analyser:
         for param in candidates:
             if param is best:
                 param.role = "click_id"
-            elif _norm(param.name) in TRANSACTION_LIKE:
+            elif norm(param.name) in TRANSACTION_LIKE:
                 param.role = "transaction_id"
-            elif _NUMBERED_SUB.fullmatch(_norm(param.name)):
+            elif is_numbered_sub(param.name):
                 param.role = "sub"
             else:
                 param.role = "other_click"
 
     def _finish(self, param: _Param) -> None:
+        """Settles the parameter's state (mapped, kept, unmapped) and its explanation."""
         role = param.role
         shown = param.name or "(no name)"
-        if role == "fixed" or (role is None and not _looks_like_placeholder(param.value)):
+        if role == "fixed" or (role is None and not looks_like_placeholder(param.value)):
             self._keep(param, shown)
         elif role == "other_click":
-            param.state = "unmapped"
-            param.explanation = (
-                f"Could not map {shown!r}: it looks like a click id too, but another parameter "
-                "already carries it; it is sent as pasted."
-            )
-            if _looks_like_placeholder(param.value):
-                self.problems.append(f"Could not map {shown!r}: a second click-id parameter.")
-            else:
-                self.notes.append(f"{shown!r} also looks like a click id; check which is meant.")
+            self._second_click_id(param, shown)
         elif role is None:
-            param.state = "unmapped"
-            param.explanation = (
-                f"Could not map {shown!r} ({_short(param.value)!r}): no placeholder of ours "
-                "fits; it is sent literally. Replace it with a placeholder or remove it before "
-                "activating."
-            )
-            self.problems.append(
-                f"Could not map the parameter {shown!r} ({_short(param.value)!r})."
-            )
+            self._unmapped(param, shown)
         elif role == "sub" and self._placeholder(role, param.name) == self._click_placeholder():
-            param.state = "unmapped"
-            param.explanation = (
-                f"Could not map {shown!r}: it would be the affiliate's sub id in "
-                f"{self.click_field}, but {self.click_field} carries the click id (the chosen "
-                "click field); it is sent as pasted."
-            )
-            self.problems.append(
-                f"{shown!r} and the click id would both travel in {self.click_field}: choose "
-                "another click field, or remove the parameter."
-            )
+            self._sub_in_click_field(param, shown)
         elif role == "sale_amount" and not self.allow_revenue:
-            param.state = "unmapped"
-            param.explanation = (
-                f"Could not map {shown!r}: {{saleAmount}} needs 'Allow revenue and sale amount "
-                "parameters' under Tracking settings; it is sent as pasted."
-            )
-            self.problems.append(f"{shown!r} needs the revenue tracking setting.")
+            self._needs_revenue_setting(param, shown)
         else:
             param.placeholder = param.placeholder or self._placeholder(role, param.name)
             param.state = "mapped"
@@ -640,11 +419,52 @@ class _Analyser:
             else ("not a value we fill")
         )
         param.explanation = f"{shown!r} kept as {_short(param.value)!r}: {why}, sent as pasted."
-        if param.role == "fixed" and _looks_like_placeholder(param.value):
+        if param.role == "fixed" and looks_like_placeholder(param.value):
             self.problems.append(
                 f"Put the affiliate's own value into {shown!r} (now {_short(param.value)!r})."
             )
 
+    def _second_click_id(self, param: _Param, shown: str) -> None:
+        param.state = "unmapped"
+        param.explanation = (
+            f"Could not map {shown!r}: it looks like a click id too, but another parameter "
+            "already carries it; it is sent as pasted."
+        )
+        if looks_like_placeholder(param.value):
+            self.problems.append(f"Could not map {shown!r}: a second click-id parameter.")
+        else:
+            self.notes.append(f"{shown!r} also looks like a click id; check which is meant.")
+
+    def _unmapped(self, param: _Param, shown: str) -> None:
+        param.state = "unmapped"
+        param.explanation = (
+            f"Could not map {shown!r} ({_short(param.value)!r}): no placeholder of ours "
+            "fits; it is sent literally. Replace it with a placeholder or remove it before "
+            "activating."
+        )
+        self.problems.append(f"Could not map the parameter {shown!r} ({_short(param.value)!r}).")
+
+    def _sub_in_click_field(self, param: _Param, shown: str) -> None:
+        param.state = "unmapped"
+        param.explanation = (
+            f"Could not map {shown!r}: it would be the affiliate's sub id in "
+            f"{self.click_field}, but {self.click_field} carries the click id (the chosen "
+            "click field); it is sent as pasted."
+        )
+        self.problems.append(
+            f"{shown!r} and the click id would both travel in {self.click_field}: choose "
+            "another click field, or remove the parameter."
+        )
+
+    def _needs_revenue_setting(self, param: _Param, shown: str) -> None:
+        param.state = "unmapped"
+        param.explanation = (
+            f"Could not map {shown!r}: {{saleAmount}} needs 'Allow revenue and sale amount "
+            "parameters' under Tracking settings; it is sent as pasted."
+        )
+        self.problems.append(f"{shown!r} needs the revenue tracking setting.")
+
+    # Wording and the result.
     def _click_placeholder(self) -> str:
         return "{" + self.click_field + "}"
 
@@ -652,7 +472,7 @@ class _Analyser:
         if role == "click_id":
             return self._click_placeholder()
         if role == "sub":
-            number = _NUMBERED_SUB.fullmatch(_norm(name))
+            number = NUMBERED_SUB.fullmatch(norm(name))
             return "{affS" + (number.group(1) if number else "2") + "}"
         return "{" + ROLE_PLACEHOLDER[role] + "}"
 
@@ -667,13 +487,13 @@ class _Analyser:
         if role == "status" and self._status_map():
             pairs = ", ".join(f"{k} → {v}" for k, v in list(self._status_map().items())[:4])
             text = text[:-1] + f", translated by the status map ({pairs} ...)."
-        if param and param.value and not _looks_like_placeholder(param.value):
+        if param and param.value and not looks_like_placeholder(param.value):
             text += f" Replaces the example value {_short(param.value)!r}."
         return text
 
     def _pair(self, param: _Param) -> str:
-        name = _literal(param.raw_name)
-        value = param.placeholder if param.state == "mapped" else _literal(param.raw_value)
+        name = literal(param.raw_name)
+        value = param.placeholder if param.state == "mapped" else literal(param.raw_value)
         return f"{name}={value}" if param.has_value or param.state == "mapped" else name
 
     def _token(self) -> str:
@@ -692,14 +512,19 @@ class _Analyser:
             self.problems.append(problem)
         sends_status = any(m.placeholder == "{status}" for m in self.mappings)
         platform = self.platform
+        tracking_link = ""
+        if template:
+            tracking_link = tracking_path(
+                self.affiliate, self.offer, self.click_field, self._token()
+            )
         return Analysis(
             url=self.raw_url,
             platform=platform.key if platform else None,
             platform_name=platform.name if platform else "",
             recognised_by=self.recognised_by,
             click_id_token=self._token(),
-            click_id_field=self.click_field,
-            tracking_link=self._tracking_link() if template else "",
+            click_field=self.click_field,
+            tracking_link=tracking_link,
             mappings=self.mappings,
             problems=self.problems,
             notes=self._notes(sends_status),
@@ -750,43 +575,12 @@ class _Analyser:
             "status_map": self._status_map() if sends_status else {},
         }
 
-    def _tracking_link(self) -> str:
-        offer_id = getattr(self.offer, "pk", None) or 999999991
-        affiliate_id = getattr(self.affiliate, "pk", None) or 999999992
-        path = reverse("track-click", args=[offer_id, affiliate_id])
-        path = path.replace("999999991", "<offer id>").replace("999999992", "<affiliate id>")
-        return f"{path}?{self.click_field}={self._token()}"
-
 
 def _recognise(netloc: str, path: str, params: list[_Param]) -> tuple[Platform | None, str]:
-    host = (urlsplit(f"//{netloc}").hostname or "").lower()
+    host = urlsplit(f"//{netloc}").hostname or ""
     names = {p.name.lower() for p in params}
     values = " ".join([path, *(p.value for p in params)])
-    best, best_score, reason = None, 0, ""
-    for platform in platforms().values():
-        score, why = _score(platform, host, path, names, values)
-        if score > best_score:
-            best, best_score, reason = platform, score, why
-    return (best, reason) if best else (None, "generic")
-
-
-def _score(
-    platform: Platform, host: str, path: str, names: set[str], values: str
-) -> tuple[int, str]:
-    if any(host == h or host.endswith("." + h) for h in platform.hosts):
-        return 100, f"host {host}"
-    score, why = 0, []
-    if platform.path and re.search(platform.path, path, re.IGNORECASE):
-        score, why = 50, [f"path {path}"]
-    wanted = [n.lower() for n in platform.match_params]
-    if wanted and all(n in names for n in wanted):
-        score += 10 + len(wanted)
-        why.append("parameters " + ", ".join(platform.match_params))
-    # The platform's own macros in the values (exact case: {SubId1} is Impact's, {subid1} not).
-    if platform.match_tokens and all(token in values for token in platform.match_tokens):
-        score += 20 + len(platform.match_tokens)
-        why.append("macros " + ", ".join(platform.match_tokens))
-    return score, " and ".join(why)
+    return recognise(host, path, names, values)
 
 
 def _is_ours(value: str, inner: str | None) -> bool:
@@ -799,86 +593,12 @@ def _is_ours(value: str, inner: str | None) -> bool:
     return placeholder is not None and placeholder.name == inner and not placeholder.gated
 
 
-def _role_of_name(name: str) -> str | None:
-    key = _norm(name)
-    if not key:
-        return None
-    if key in CLICK_ID_NAMES:
-        return "click_candidate"
-    if _NUMBERED_SUB.fullmatch(key):
-        return "sub"
-    return _ROLE_BY_NAME.get(key)
-
-
-def _role_of_token(inner: str) -> str | None:
-    role = _role_of_name(inner)
-    return "click_candidate" if role == "click_candidate" else role
-
-
 def _click_rank(param: _Param) -> tuple[int, int]:
     """Platforms mark their click id REPLACE (required); then the more specific name wins."""
-    required = 0 if _norm(param.value).upper() in ("REPLACE", "REQUIRED") else 1
-    key = _norm(param.name)
+    required = 0 if norm(param.value).upper() in ("REPLACE", "REQUIRED") else 1
+    key = norm(param.name)
     if key in CLICK_ID_NAMES:
         return required, CLICK_ID_NAMES.index(key)
-    inner = _norm(_token_name(param.value) or "")
+    inner = norm(token_name(param.value) or "")
     rank = CLICK_ID_NAMES.index(inner) if inner in CLICK_ID_NAMES else 99
     return required, len(CLICK_ID_NAMES) + rank
-
-
-def click_field_of(template: str) -> str | None:
-    """The affS field a postback URL template sends back as the click id, or None if unclear.
-
-    So the affiliate's tracking links carry their token in the field the assistant chose
-    (affS3 ...). Only a parameter named like a click id (clickid, subid, cid ... or a catalog
-    platform's click-id parameter such as CAKE's r) carrying {affSn} counts; numbered subs such
-    as sub2 or s3 do not, since affS2..affS5 are usually the affiliate's own sub ids there.
-    """
-    try:
-        query = urlsplit(template).query if isinstance(template, str) else ""
-    except ValueError:
-        return None
-    names = _click_parameter_names()
-    found = []
-    for pair in query.split("&"):
-        name, _, value = pair.partition("=")
-        placeholder = lookup(_token_name(_decode(value)) or "")
-        key = _norm(_decode(name))
-        if placeholder is None or placeholder.name not in CLICK_FIELDS or key not in names:
-            continue
-        if _NUMBERED_SUB.fullmatch(key) is None:
-            found.append((names.index(key), placeholder.name))
-    return min(found)[1] if found else None
-
-
-@functools.cache
-def _click_parameter_names() -> list[str]:
-    """Click-id parameter names, the common ones first, then the catalog's own."""
-    catalog = [_norm(p.params["click_id"]) for p in platforms().values() if "click_id" in p.params]
-    return list(dict.fromkeys([*CLICK_ID_NAMES, *catalog]))
-
-
-@transaction.atomic
-def create_postback(analysis: Analysis, affiliate, *, name, conversion_types, statuses):
-    """Create the proposed postback, inactive until a manager reviews it.
-
-    The caller validates first (postbacks.validation.validate_postback_config). The affiliate's
-    click-id token is filled in when they have none, so their tracking links carry it.
-    """
-    from postbacks.models import Postback
-
-    proposal = analysis.postback
-    postback = Postback.objects.create(
-        name=name,
-        affiliate=affiliate,
-        url=proposal["url"],
-        method=proposal["method"],
-        statuses=list(statuses),
-        status_map=proposal["status_map"],
-        active=False,
-    )
-    postback.conversion_types.set(conversion_types)
-    if not affiliate.click_id_token and analysis.click_id_token:
-        affiliate.click_id_token = analysis.click_id_token
-        affiliate.save(update_fields=["click_id_token"])
-    return postback

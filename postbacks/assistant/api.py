@@ -5,14 +5,10 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from affiliates.models import Affiliate, Offer
+from affiliates.models import CLICK_FIELDS, DEFAULT_CLICK_FIELD, Affiliate, Offer
 from conversions.models import ConversionType
-from postbacks.assistant.analysis import (
-    CLICK_FIELDS,
-    DEFAULT_CLICK_FIELD,
-    analyse,
-    platform_choices,
-)
+from postbacks.assistant.analysis import analyse
+from postbacks.assistant.catalog import platform_choices
 from postbacks.models import TrackingSettings
 
 
@@ -85,7 +81,8 @@ class PostbackAnalysisSerializer(serializers.Serializer):
     recognised_by = serializers.CharField(help_text="host ..., path ..., parameters ..., chosen.")
     ok = serializers.BooleanField(help_text="True when the proposal can be created as it is.")
     click_id_token = serializers.CharField()
-    click_id_field = serializers.CharField()
+    # The response keeps its original name for the click field, so API clients keep working.
+    click_id_field = serializers.CharField(source="click_field")
     tracking_link = serializers.CharField(
         help_text="Our tracking link (a path) with the click-id token in click_id_field."
     )

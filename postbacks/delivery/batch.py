@@ -4,16 +4,16 @@
 from one process: it claims due deliveries (SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL, so
 several workers and nodes share the due rows without waiting on each other; on SQLite an
 IMMEDIATE transaction serialises writers, so select-then-update inside one is just as safe),
-hands them to the concurrent sender (postbacks/http_async.py) and, every tick, writes the
-finished attempts with one bulk insert and one bulk update. It claims more as slots free up and
-stops when nothing is due or in flight, or when its time budget is spent.
+hands them to the concurrent sender (postbacks/transport/aiohttp_sender.py) and, every tick,
+writes the finished attempts with one bulk insert and one bulk update. It claims more as slots
+free up and stops when nothing is due or in flight, or when its time budget is spent.
 
-Guarantees are those of the single path (postbacks/delivery.py), which it reuses: a claim
-(claimed_until + attempts) before sending, so a delivery is sent once per claim; rendering and
-the request row from delivery.build_attempt; next state from delivery.apply_result (retry
-schedule, permanent failures); the circuit breaker and auto-pause (postbacks/breaker.py, once
-per endpoint per batch); the address guard, timeouts and redirect rules in the sender. A
-process that dies leaves claims that expire and the sweeper enqueues those deliveries again.
+Guarantees are those of the single path (postbacks/delivery/single.py), which it reuses: a
+claim (claimed_until + attempts) before sending, so a delivery is sent once per claim; rendering
+and the request row from single.build_attempt; next state from single.apply_result (retry
+schedule, permanent failures); the circuit breaker and auto-pause (breaker.py, once per endpoint
+per batch); the address guard, timeouts and redirect rules in the sender. A process that dies
+leaves claims that expire and the sweeper enqueues those deliveries again.
 
 One slow receiver cannot take every slot: an endpoint (host:port, breaker.endpoint_key, however
 many postbacks point at it) with POSTBACK_PER_HOST_CONCURRENCY requests in flight gets no more
@@ -28,14 +28,14 @@ from collections import Counter
 from concurrent.futures import ALL_COMPLETED, wait
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
+from postbacks import conf
 from postbacks.delivery import breaker, queue, single
 from postbacks.models import Delivery, DeliveryAttempt, TrackingSettings
-from postbacks.transport.requests_sender import HttpResult
+from postbacks.transport.policy import HttpResult
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +45,14 @@ TICK = 0.02
 MAX_SKIPPED = 500
 
 
-def due_unclaimed(now):
-    return Delivery.objects.filter(state__in=queue.OPEN_STATES, next_attempt_at__lte=now).filter(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    )
-
-
 def claim_batch(limit: int, *, skip_postbacks=()) -> list[Delivery]:
     """Claim up to `limit` due, unclaimed deliveries for one attempt each; returns them."""
     now = timezone.now()
-    until = now + timedelta(seconds=settings.POSTBACK_CLAIM_SECONDS)
+    until = now + timedelta(seconds=conf.claim_seconds())
     with transaction.atomic():
         due = (
-            due_unclaimed(now)
+            Delivery.objects.due(now)
+            .unclaimed(now)
             .exclude(postback_id__in=list(skip_postbacks))
             .order_by("next_attempt_at")
         )
@@ -115,7 +110,7 @@ def drain(*, budget: float | None = None, sender=None) -> int:
 
     Returns how many attempts were made. `sender` is a ConcurrentSender (made on first need).
     """
-    budget = settings.POSTBACK_DRAIN_SECONDS if budget is None else budget
+    budget = conf.drain_seconds() if budget is None else budget
     run = _Drain(sender, deadline=time.monotonic() + budget)
     try:
         run.loop()
@@ -128,8 +123,8 @@ class _Drain:
     def __init__(self, sender, *, deadline: float):
         self.sender, self.own_sender = sender, sender is None
         self.deadline = deadline
-        self.capacity = settings.POSTBACK_CONCURRENCY
-        self.per_endpoint = settings.POSTBACK_PER_HOST_CONCURRENCY
+        self.capacity = conf.concurrency()
+        self.per_endpoint = conf.per_host_concurrency()
         self.in_flight: dict = {}  # future -> (delivery, attempt)
         self.load: Counter = Counter()  # endpoint key -> requests in flight
         self.endpoints: dict[int, str] = {}  # postback id -> endpoint key
@@ -164,7 +159,7 @@ class _Drain:
             return []
         busy = [key for key, n in self.load.items() if n >= self.allowed(key)]
         self.held_back = bool(busy)  # those endpoints may have more due: look again
-        limit = min(room, settings.POSTBACK_BATCH_SIZE)
+        limit = min(room, conf.batch_size())
         active = {key: n for key, n in self.load.items() if n}
         if active:  # claim what the endpoints in flight have room for, and a little for others,
             # not a whole batch to give most of it back (a write per row, every tick)
@@ -249,6 +244,12 @@ INITIAL_WINDOW = 8
 _windows: dict[str, int] = {}
 
 
+def forget_windows() -> None:
+    """Start every endpoint's slow start afresh in this process (tests call it between cases,
+    since they reuse endpoints that an earlier case may have shrunk or grown)."""
+    _windows.clear()
+
+
 def endpoint_of(postback) -> str:
     """breaker.endpoint_key of the postback's URL; a URL without a host keeps its own slots."""
     key = breaker.endpoint_key(postback.url)
@@ -264,4 +265,5 @@ def _adjust_window(key: str, result: HttpResult, share: int) -> None:
 
 def _hand_over() -> None:
     """The budget ran out with work left: queue one due delivery so another task goes on."""
-    queue.enqueue(due_unclaimed(timezone.now()).values_list("pk", flat=True)[:1])
+    now = timezone.now()
+    queue.enqueue(Delivery.objects.due(now).unclaimed(now).values_list("pk", flat=True)[:1])

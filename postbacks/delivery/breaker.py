@@ -10,12 +10,12 @@ has failed every attempt for POSTBACK_AUTO_PAUSE_AFTER days has its postbacks pa
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
-from postbacks.models import Delivery, DeliveryState, EndpointHealth, Postback
+from postbacks import conf
+from postbacks.models import Delivery, EndpointHealth, Postback
 
 
 def endpoint_key(url: str) -> str:
@@ -31,7 +31,7 @@ def endpoint_key(url: str) -> str:
 def defer_if_open(delivery: Delivery) -> bool:
     """Before sending: when the endpoint is backed off, reschedule the claimed delivery to when
     the breaker half-opens, give back the attempt the claim counted, and return True."""
-    if delivery.is_test or not settings.POSTBACK_BREAKER_THRESHOLD:
+    if delivery.is_test or not conf.breaker_threshold():
         return False
     until, backed_off = _backed_off(endpoint_key(delivery.postback.url))
     if until is None:
@@ -52,13 +52,9 @@ def postpone_backlog(postback_ids, until) -> int:
     """
     now = timezone.now()
     return (
-        Delivery.objects.filter(
-            postback_id__in=list(postback_ids),
-            is_test=False,
-            state__in=(DeliveryState.PENDING, DeliveryState.RETRYING),
-            next_attempt_at__lt=until,
-        )
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        Delivery.objects.open()
+        .unclaimed(now)
+        .filter(postback_id__in=list(postback_ids), is_test=False, next_attempt_at__lt=until)
         .update(next_attempt_at=until, enqueued_at=None)
     )
 
@@ -77,7 +73,7 @@ def _backed_off(host: str):
         return health.opened_until, not health.probing
     # Half-open: the worker that moves opened_until on sends the probe; the others wait for it.
     # Should the probe's worker die, the next probe goes out once its claim has expired.
-    probe_until = now + timedelta(seconds=settings.POSTBACK_CLAIM_SECONDS)
+    probe_until = now + timedelta(seconds=conf.claim_seconds())
     won = EndpointHealth.objects.filter(pk=health.pk, opened_until=health.opened_until).update(
         opened_until=probe_until, probing=True
     )
@@ -108,7 +104,7 @@ def _count_failure(host: str, error: str, failures: int = 1) -> EndpointHealth:
         health.consecutive_failures += failures
         health.first_failure_at = health.first_failure_at or now
         health.last_failure_at, health.last_error = now, error[:2000]
-        threshold = settings.POSTBACK_BREAKER_THRESHOLD
+        threshold = conf.breaker_threshold()
         if threshold and health.consecutive_failures >= threshold:
             health.opened_until = now + timedelta(seconds=cooldown(health.consecutive_failures))
             health.probing = False
@@ -116,7 +112,7 @@ def _count_failure(host: str, error: str, failures: int = 1) -> EndpointHealth:
     return health
 
 
-# --- the same for a batch (postbacks/batch.py): one look per endpoint, not per delivery -------
+# --- the same for a batch (postbacks/delivery/batch.py): a look per endpoint, not per delivery
 
 
 def defer_open_endpoints(deliveries: list[Delivery]) -> list[Delivery]:
@@ -126,7 +122,7 @@ def defer_open_endpoints(deliveries: list[Delivery]) -> list[Delivery]:
     half-opens, with the claimed attempt given back; of a half-open endpoint's deliveries one
     goes out as the probe and the others wait for its outcome.
     """
-    if not settings.POSTBACK_BREAKER_THRESHOLD:
+    if not conf.breaker_threshold():
         return deliveries
     hosts = {endpoint_key(d.postback.url) for d in deliveries if not d.is_test}
     open_hosts = set(
@@ -147,7 +143,7 @@ def defer_open_endpoints(deliveries: list[Delivery]) -> list[Delivery]:
             decided[host] = _backed_off(host)
             if decided[host][0] is None:  # this batch sends the probe: the others wait for it
                 send.append(delivery)
-                probe = timezone.now() + timedelta(seconds=settings.POSTBACK_CLAIM_SECONDS)
+                probe = timezone.now() + timedelta(seconds=conf.claim_seconds())
                 decided[host] = (probe, False)
                 continue
         until, backed_off = decided[host]
@@ -188,14 +184,14 @@ def record_outcomes(outcomes: list[tuple[Delivery, object]]) -> None:
 
 def cooldown(consecutive_failures: int) -> float:
     """Seconds to back off: the base at the threshold, doubling with each further failure."""
-    extra = max(consecutive_failures - settings.POSTBACK_BREAKER_THRESHOLD, 0)
-    base = settings.POSTBACK_BREAKER_COOLDOWN
-    return min(base * 2 ** min(extra, 30), settings.POSTBACK_BREAKER_MAX_COOLDOWN)
+    extra = max(consecutive_failures - conf.breaker_threshold(), 0)
+    base = conf.breaker_cooldown()
+    return min(base * 2 ** min(extra, 30), conf.breaker_max_cooldown())
 
 
 def auto_pause(health: EndpointHealth) -> int:
     """Pause the active postbacks of an endpoint failing for too long; returns how many."""
-    days = settings.POSTBACK_AUTO_PAUSE_AFTER
+    days = conf.auto_pause_after()
     now = timezone.now()
     if not days or health.first_failure_at > now - timedelta(days=days):
         return 0

@@ -1,23 +1,23 @@
 """Putting deliveries on the queue: after commit, on retry, and from the sweeper.
 
-The queue only says "attempt delivery N now"; our Delivery rows are the record. Enqueueing
-twice is harmless because a worker claims a delivery before sending (postbacks.delivery.single).
+The queue only says "attempt delivery N now" (or, with concurrent dispatch, "send what is due");
+our Delivery rows are the record. Enqueueing twice is harmless because a worker claims a
+delivery before sending (postbacks/delivery/single.py, postbacks/delivery/batch.py).
 """
 
 import functools
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
+from postbacks import conf
 from postbacks.models import Delivery, DeliveryState
 
 SWEEP_BATCH = 1000
-OPEN_STATES = (DeliveryState.PENDING, DeliveryState.RETRYING)
 
 
 @functools.cache
@@ -28,11 +28,18 @@ def broker():
 
 
 def send_to_broker(delivery_id: int) -> None:
-    """The one call that talks to django-q2 (tests replace it)."""
-    func = "deliver_due" if settings.POSTBACK_CONCURRENT_DISPATCH else "deliver"
+    """The one call that talks to django-q2 (tests replace it).
+
+    Concurrent dispatch queues a task that sends whatever is due, this delivery among it, so
+    the task takes no argument; the id still names the task in django-q2's admin.
+    """
+    if conf.concurrent_dispatch():
+        func, args = "deliver_due", ()
+    else:
+        func, args = "deliver", (delivery_id,)
     async_task(
         f"postbacks.delivery.tasks.{func}",
-        delivery_id,
+        *args,
         task_name=f"delivery-{delivery_id}",
         broker=broker(),
     )
@@ -48,8 +55,8 @@ def enqueue(delivery_ids, *, marked: bool = False) -> None:
     with transaction.atomic():
         if not marked:
             Delivery.objects.filter(pk__in=ids).update(enqueued_at=timezone.now())
-        if settings.POSTBACK_CONCURRENT_DISPATCH:  # a task drains a batch: one per batch will do
-            ids = ids[:: settings.POSTBACK_BATCH_SIZE]
+        if conf.concurrent_dispatch():  # a task drains a batch: one per batch will do
+            ids = ids[:: conf.batch_size()]
         for delivery_id in ids:
             send_to_broker(delivery_id)
 
@@ -64,13 +71,11 @@ def enqueue_on_commit(delivery_ids, *, marked: bool = False) -> None:
 def due_for_enqueue(now=None):
     """Open deliveries that are due, not claimed by a live worker, and not recently enqueued."""
     now = now or timezone.now()
-    stale = now - timedelta(seconds=settings.POSTBACK_STALE_AFTER)
-    return Delivery.objects.filter(
-        state__in=OPEN_STATES,
-        next_attempt_at__lte=now,
-    ).filter(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
-        Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale),
+    stale = now - timedelta(seconds=conf.stale_after())
+    return (
+        Delivery.objects.due(now)
+        .unclaimed(now)
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
     )
 
 

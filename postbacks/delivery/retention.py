@@ -13,14 +13,12 @@ finished before the cutoff, tested again in the deleting statements themselves.
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from postbacks.models import Delivery, DeliveryAttempt, DeliveryState
-
-FINISHED = (DeliveryState.SUCCESS, DeliveryState.FAILED)
+from postbacks import conf
+from postbacks.models import FINISHED_STATES, Delivery, DeliveryAttempt
 
 
 @dataclass
@@ -30,7 +28,7 @@ class PruneResult:
 
 
 def _finished_before(older_than, prefix: str = "") -> Q:
-    return Q(**{f"{prefix}state__in": FINISHED, f"{prefix}finished_at__lt": older_than})
+    return Q(**{f"{prefix}state__in": FINISHED_STATES, f"{prefix}finished_at__lt": older_than})
 
 
 def prunable(older_than):
@@ -46,7 +44,7 @@ def select_batch(older_than, batch_size: int) -> list[int]:
 
 def cutoff(days: int | None = None):
     """The moment before which finished deliveries go; None when retention is off (0 days)."""
-    days = settings.POSTBACK_LOG_RETENTION_DAYS if days is None else days
+    days = conf.log_retention_days() if days is None else days
     return timezone.now() - timedelta(days=days) if days > 0 else None
 
 

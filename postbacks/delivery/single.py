@@ -8,15 +8,15 @@ expires; the sweeper then enqueues the delivery again.
 import random
 from datetime import timedelta
 
-from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
+from postbacks import conf
 from postbacks.delivery import breaker
 from postbacks.models import Delivery, DeliveryAttempt, DeliveryState
 from postbacks.rendering import RenderError, render_request
 from postbacks.transport import requests_sender, signing
-from postbacks.transport.requests_sender import HttpResult
+from postbacks.transport.policy import USER_AGENT, HttpResult
 
 RETRY_AFTER_CAP = 24 * 3600
 
@@ -25,14 +25,11 @@ def claim(delivery_id: int) -> Delivery | None:
     """Take the delivery for one attempt, or None when it is not due or another worker has it."""
     now = timezone.now()
     claimed = (
-        Delivery.objects.filter(
-            pk=delivery_id,
-            state__in=(DeliveryState.PENDING, DeliveryState.RETRYING),
-            next_attempt_at__lte=now,
-        )
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        Delivery.objects.filter(pk=delivery_id)
+        .due(now)
+        .unclaimed(now)
         .update(
-            claimed_until=now + timedelta(seconds=settings.POSTBACK_CLAIM_SECONDS),
+            claimed_until=now + timedelta(seconds=conf.claim_seconds()),
             attempts=F("attempts") + 1,
         )
     )
@@ -88,7 +85,7 @@ def build_attempt(
         return attempt, HttpResult(error=f"Not sent: {exc}", permanent=True)
     headers = {
         **request.headers,
-        "User-Agent": requests_sender.USER_AGENT,
+        "User-Agent": USER_AGENT,
         "X-Postback-Id": str(delivery.uid),
         "X-Postback-Attempt": str(delivery.attempts),
     }
@@ -122,7 +119,8 @@ def record(delivery: Delivery, attempt: DeliveryAttempt, result: HttpResult) -> 
 def apply_result(delivery: Delivery, attempt: DeliveryAttempt, result: HttpResult) -> None:
     """Fill in the attempt row and the delivery's next state, unsaved.
 
-    Both the single path (record) and the batch path (postbacks.delivery.batch) go through here.
+    Both the single path (record) and the batch path (postbacks/delivery/batch.py) go through
+    here.
     """
     now = timezone.now()
     attempt.response_status = result.status
@@ -137,7 +135,7 @@ def apply_result(delivery: Delivery, attempt: DeliveryAttempt, result: HttpResul
     delivery.claimed_until = None
     if result.ok:
         delivery.state, delivery.finished_at = DeliveryState.SUCCESS, now
-    elif result.permanent or delivery.is_test or delivery.attempts > len(retry_schedule()):
+    elif result.permanent or delivery.is_test or delivery.attempts > len(conf.retry_schedule()):
         delivery.state, delivery.finished_at = DeliveryState.FAILED, now
     else:
         delivery.state = DeliveryState.RETRYING
@@ -145,14 +143,10 @@ def apply_result(delivery: Delivery, attempt: DeliveryAttempt, result: HttpResul
         delivery.enqueued_at = None
 
 
-def retry_schedule() -> list[int]:
-    return settings.POSTBACK_RETRY_SCHEDULE
-
-
 def retry_delay(attempts_made: int, result: HttpResult | None = None) -> float:
     """Seconds before the next attempt: the schedule's step with ±10% jitter, or the
     receiver's Retry-After when it asks for longer (capped at a day)."""
-    base = retry_schedule()[attempts_made - 1]
+    base = conf.retry_schedule()[attempts_made - 1]
     delay = base * random.uniform(0.9, 1.1)
     asked = _retry_after(result.headers if result else {})
     return max(delay, min(asked, RETRY_AFTER_CAP)) if asked else delay

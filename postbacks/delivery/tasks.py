@@ -1,15 +1,22 @@
-"""django-q2 entry points; each is a thin wrapper over the function that does the work."""
+"""django-q2 entry points, referenced by dotted path; each is a thin wrapper over the function
+that does the work. The schedules (sweep, prune_log, roll_up_stats) are made by migrations."""
 
 from postbacks import stats
 from postbacks.delivery import batch, queue, retention, single
 
 
 def deliver(delivery_id: int) -> None:
+    """One attempt of one delivery (concurrent dispatch switched off)."""
     single.attempt_delivery(delivery_id)
 
 
-def deliver_due(delivery_id: int | None = None) -> int:
-    """Send this delivery and every other due one concurrently (postbacks.delivery.batch)."""
+def deliver_due() -> int:
+    """Send every due delivery concurrently (postbacks/delivery/batch.py).
+
+    A message an older version queued (with a delivery id, or as postbacks.tasks.deliver_due)
+    fails in the worker, and django-q2 records a failed task without stopping the worker; the
+    delivery stays pending, so the sweeper enqueues it again after POSTBACK_STALE_AFTER.
+    """
     return batch.drain()
 
 
@@ -18,7 +25,7 @@ def sweep() -> int:
 
 
 def prune_log() -> str:
-    """The daily retention run (schedule made by migration 0003); a summary for django-q2."""
+    """The daily retention run; a summary for django-q2."""
     older_than = retention.cutoff()
     if older_than is None:
         return "retention off (POSTBACK_LOG_RETENTION_DAYS=0)"
@@ -27,5 +34,5 @@ def prune_log() -> str:
 
 
 def roll_up_stats() -> str:
-    """The dashboard roll-up (schedule made by migration 0010); a summary for django-q2."""
+    """The dashboard roll-up, every few minutes; a summary for django-q2."""
     return f"rolled up {stats.roll_up()} hours"

@@ -1,6 +1,6 @@
 """Test sends: a postback rendered for a chosen conversion (or the built-in sample) and sent now.
 
-The request goes through the delivery path itself (delivery.send_attempt: the same renderer,
+The request goes through the delivery path itself (single.send_attempt: the same renderer,
 headers, address guard and timeouts) and is logged as a Delivery with is_test=True and its
 attempt. The row is written only once the attempt is over, already finished, so the sweeper
 and the workers never see it open; a test send changes no conversion and is never the real
@@ -12,7 +12,7 @@ from django.db import transaction
 from conversions.models import Conversion
 from postbacks.delivery import single
 from postbacks.models import Delivery, Postback
-from postbacks.validation import SAMPLE_CURRENCY, sample_conversion
+from postbacks.sample import SAMPLE_CURRENCY, sample_conversion
 
 
 def send_test(postback: Postback, conversion: Conversion | None = None) -> Delivery:

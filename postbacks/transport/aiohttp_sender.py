@@ -1,16 +1,15 @@
-"""The concurrent twin of postbacks/http.py: many postback requests in flight from one process.
+"""The concurrent sender: many postback requests in flight from one process.
 
 An aiohttp session runs on one background event loop per process; `ConcurrentSender.submit()`
-is called from ordinary (synchronous) code and returns a future of an `http.HttpResult`, so the
-database work stays in the caller's thread. It keeps http.py's promises:
+is called from ordinary (synchronous) code and returns a future of an `HttpResult`, so the
+database work stays in the caller's thread. The rules it shares with the requests sender are in
+postbacks/transport/policy.py; this module owns how aiohttp applies them:
 
 - the address check: every host is resolved once and checked by netguard in a worker thread,
   and the connector's resolver only ever answers with an address that passed the check, so the
   connection goes to the checked address (Host header and TLS server name stay the URL's host);
-  IP literals are checked the same way before the request is made;
-- connect and read timeouts and POSTBACK_TOTAL_TIMEOUT on the whole exchange (a receiver
-  dripping bytes cannot hold a slot), no proxies from the environment, a cap on how much of a
-  body is read; redirects only when the operator turned them on, each hop checked again;
+- connect and read timeouts, and POSTBACK_TOTAL_TIMEOUT on the whole exchange (a receiver
+  dripping bytes cannot hold a slot); no proxies from the environment; no silent resends;
 - a limit on connections in total and per host, so one slow tracker cannot take every slot.
 """
 
@@ -21,21 +20,14 @@ import socket
 import ssl
 import threading
 import time
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
-from django.conf import settings
 from yarl import URL
 
-from postbacks.transport import netguard
-from postbacks.transport.requests_sender import (
-    HttpResult,
-    ca_bundle,
-    next_hop,
-    refused_hop,
-    tls_refused,
-)
+from postbacks import conf
+from postbacks.transport import netguard, policy
+from postbacks.transport.policy import HttpResult
 
 # How long a host's checked address is reused before it is resolved and checked again.
 CHECK_TTL = 10.0
@@ -97,8 +89,8 @@ class ConcurrentSender:
     """One aiohttp session with connection limits; use as a context manager."""
 
     def __init__(self, *, limit: int | None = None, per_host: int | None = None):
-        self.limit = limit or settings.POSTBACK_CONCURRENCY
-        self.per_host = per_host or settings.POSTBACK_PER_HOST_CONCURRENCY
+        self.limit = limit or conf.concurrency()
+        self.per_host = per_host or conf.per_host_concurrency()
         self._loop = background_loop()
         self._resolver = CheckedResolver()
         self._checks: dict[tuple[str, int], tuple[float, asyncio.Future]] = {}
@@ -118,8 +110,8 @@ class ConcurrentSender:
         )
         timeout = aiohttp.ClientTimeout(
             total=None,
-            sock_connect=settings.POSTBACK_CONNECT_TIMEOUT,
-            sock_read=settings.POSTBACK_READ_TIMEOUT,
+            sock_connect=conf.connect_timeout(),
+            sock_read=conf.read_timeout(),
         )
         session = aiohttp.ClientSession(
             connector=connector,
@@ -145,48 +137,39 @@ class ConcurrentSender:
 
     async def send(self, method, url, headers, body) -> HttpResult:
         started = time.monotonic()
-        limit = settings.POSTBACK_TOTAL_TIMEOUT
+        limit = conf.total_timeout()
         try:
             async with asyncio.timeout(limit):
                 result = await self._send(method, url, headers, body)
-                if settings.POSTBACK_FOLLOW_REDIRECTS:
+                if conf.follow_redirects():
                     result = await self._follow_redirects(result, method, url, headers, body)
         except TimeoutError:
-            result = HttpResult(error=f"No complete response within {limit:g} s (total time limit)")
+            result = HttpResult(error=policy.over_time(limit))
         except Exception as exc:  # a bug must cost one attempt, never the whole batch
-            result = HttpResult(error=f"Sending failed: {type(exc).__name__}: {exc}"[:300])
+            result = HttpResult(error=policy.sending_failed(exc))
         result.duration_ms = int((time.monotonic() - started) * 1000)
         return result
 
     async def _follow_redirects(self, result, method, url, headers, body) -> HttpResult:
-        """http.py's rules: up to POSTBACK_MAX_REDIRECTS hops, each checked by the guard."""
         hops = []
-        while (hop := next_hop(result, hops, method, url, headers, body)) is not None:
+        while (hop := policy.next_hop(result, hops, method, url, headers, body)) is not None:
             method, url, headers, body = hop
-            result = refused_hop(await self._send(method, url, headers, body), url)
+            result = policy.refused_hop(await self._send(method, url, headers, body), url)
         result.redirects = hops
         return result
 
     async def _send(self, method, url, headers, body) -> HttpResult:
         try:
-            target = URL(url, encoded=True)  # rendered URLs are encoded already; keep them as is
-            if target.scheme not in ("http", "https") or not target.raw_host:
-                return HttpResult(error=f"Not an http(s) URL: {url!r}", permanent=True)
-            key = (target.raw_host, target.port)
-            parts = urlsplit(url)
-            if (parts.hostname or "") != target.raw_host.lower() or (
-                parts.port or target.port
-            ) != target.port:  # two parsers must agree on where the request goes
-                why = f"the URL's host is ambiguous ({parts.netloc!r})"
-                return HttpResult(error=f"Destination not allowed: {why}.", permanent=True)
-        except (ValueError, TypeError) as exc:
-            why = str(exc).removeprefix("Invalid URL: ")  # yarl says it already
-            return HttpResult(error=f"Invalid URL: {why}", permanent=True)
+            where = policy.destination(url, _yarl_reading)
+            target = _yarl(url)
+        except policy.UNSENDABLE as exc:
+            return policy.refusal(exc)
+        key = (target.raw_host, target.port)  # what the connector will ask the resolver
         checked = await self._checked(key)
         if isinstance(checked, HttpResult):
             return checked
         self._resolver.pins[key] = checked
-        connect, read = settings.POSTBACK_CONNECT_TIMEOUT, settings.POSTBACK_READ_TIMEOUT
+        connect, read = conf.connect_timeout(), conf.read_timeout()
         try:
             async with self._session.request(
                 method,
@@ -198,15 +181,15 @@ class ConcurrentSender:
                 text = await _read_capped(response)
                 return HttpResult(status=response.status, headers=dict(response.headers), body=text)
         except aiohttp.ConnectionTimeoutError:
-            return HttpResult(error=f"Connect timeout after {connect:g} s")
+            return HttpResult(error=policy.connect_timed_out(connect))
         except aiohttp.ServerTimeoutError:
-            return HttpResult(error=f"No response within {read:g} s (read timeout)")
+            return HttpResult(error=policy.read_timed_out(read))
         except aiohttp.ClientConnectorCertificateError as exc:
-            return HttpResult(error=tls_refused(target.raw_host, exc.certificate_error))
+            return HttpResult(error=policy.tls_refused(where.hostname, exc.certificate_error))
         except aiohttp.ClientError as exc:
-            return HttpResult(error=f"Connection failed: {type(exc).__name__}: {exc}"[:300])
+            return HttpResult(error=policy.connection_failed(f"{type(exc).__name__}: {exc}"))
         except OSError as exc:
-            return HttpResult(error=f"Connection failed: {exc}"[:300])
+            return HttpResult(error=policy.connection_failed(exc))
 
     async def _checked(self, key) -> netguard.IPAddress | HttpResult:
         """The host's checked address (resolved once per CHECK_TTL), or the refusal."""
@@ -229,29 +212,31 @@ class ConcurrentSender:
 
 
 def _ssl_context() -> ssl.SSLContext | bool:
-    """Verify certificates (against the URL's host name, sent as SNI); with POSTBACK_CA_BUNDLE,
-    trust that bundle instead of the default store, as http.py does."""
-    bundle = ca_bundle()
+    """Verify certificates (against the URL's host name, sent as SNI), trusting
+    policy.ca_bundle() instead of the default store when one is set."""
+    bundle = policy.ca_bundle()
     return ssl.create_default_context(cafile=bundle) if bundle else True
+
+
+def _yarl(url: str) -> URL:
+    return URL(url, encoded=True)  # rendered URLs are encoded already; keep them as they are
+
+
+def _yarl_reading(url: str) -> tuple:
+    """(host, port) as yarl, which aiohttp connects by, reads the URL."""
+    target = _yarl(url)
+    return target.raw_host, target.port
 
 
 def _check(host: str, port: int) -> netguard.IPAddress | HttpResult:
     try:
         return netguard.checked_address(host, port)
-    except netguard.DestinationRefused as exc:
-        return HttpResult(error=str(exc), permanent=True)
-    except netguard.DestinationUnresolved as exc:
-        return HttpResult(error=str(exc))
-    except ValueError as exc:
-        return HttpResult(error=f"Invalid URL: {exc}", permanent=True)
+    except policy.UNSENDABLE as exc:
+        return policy.refusal(exc)
 
 
 async def _read_capped(response) -> str:
-    limit = settings.POSTBACK_RESPONSE_BODY_LIMIT
-    data = b""
-    while len(data) < limit:
-        chunk = await response.content.read(limit - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data[:limit].decode(response.charset or "utf-8", errors="replace")
+    body = policy.CappedBody()
+    while body.room and (chunk := await response.content.read(body.room)):
+        body.add(chunk)
+    return body.text(response.headers.get("Content-Type", ""))

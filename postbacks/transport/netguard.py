@@ -1,8 +1,8 @@
 """Where the sender may connect: public addresses only, unless the operator allows a network.
 
-The check runs on the resolved address at send time, and the caller connects to exactly that
-address (see postbacks/http.py), so a DNS answer that changes between check and connect
-(rebinding) cannot lead anywhere else.
+The check runs on the resolved address at send time, and both senders connect to exactly that
+address (requests_sender.py and aiohttp_sender.py in this package), so a DNS answer that changes
+between check and connect (rebinding) cannot lead anywhere else.
 """
 
 import ipaddress
@@ -10,7 +10,7 @@ import socket
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from django.conf import settings
+from postbacks import conf
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -82,7 +82,7 @@ def invalid_allowed_networks() -> tuple[tuple[str, str], ...]:
 
 
 def _entries() -> tuple[str, ...]:
-    value = settings.POSTBACK_ALLOWED_NETWORKS or ()
+    value = conf.allowed_networks() or ()
     if isinstance(value, str):  # set as one comma-separated string in a settings override
         value = value.split(",")
     return tuple(str(entry) for entry in value)
@@ -162,10 +162,10 @@ def checked_address(host: str, port: int) -> IPAddress:
                 f"Postbacks go to public addresses only; {_allow_hint()}"
             )
     ip = addresses[0]
-    if port not in settings.POSTBACK_ALLOWED_PORTS and not is_explicitly_allowed(ip):
+    if port not in conf.allowed_ports() and not is_explicitly_allowed(ip):
         raise DestinationRefused(
             f"Destination not allowed: port {port}. Allowed ports: "
-            f"{', '.join(map(str, settings.POSTBACK_ALLOWED_PORTS))} (POSTBACK_ALLOWED_PORTS)."
+            f"{', '.join(map(str, conf.allowed_ports()))} (POSTBACK_ALLOWED_PORTS)."
         )
     return ip
 
@@ -181,14 +181,14 @@ def port_refusal_for_url(url: str) -> str | None:
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     except ValueError:
         return None  # the URL checks report a bad port number
-    if port in settings.POSTBACK_ALLOWED_PORTS:
+    if port in conf.allowed_ports():
         return None
     ip = _literal_or_local((parts.hostname or "").rstrip("."))
     if ip is None and allowed_networks():
         return None
     if ip is not None and (is_explicitly_allowed(ip) or is_blocked(ip)):
         return None  # any port inside an allowed network; a blocked address is refused anyway
-    ports = ", ".join(map(str, settings.POSTBACK_ALLOWED_PORTS))
+    ports = ", ".join(map(str, conf.allowed_ports()))
     return (
         f"Port {port} is not allowed: postbacks to public addresses go to ports {ports} only "
         "(POSTBACK_ALLOWED_PORTS), so every delivery would be refused. Use the URL without the "

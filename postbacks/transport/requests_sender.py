@@ -1,45 +1,25 @@
-"""The one seam every outgoing postback request goes through.
+"""The requests sender: one postback request at a time (test sends, the walkthrough, and
+deliveries when POSTBACK_CONCURRENT_DISPATCH is off).
 
-It owns the timeouts (connect, read, and a cap on the whole exchange), the User-Agent, the
-address check (connecting to the checked address, with the original Host header and TLS server
-name), redirects (none unless the operator turns them on; then each hop is checked again), no
-proxies from the environment, and a cap on how much of a response is read.
+The rules it shares with the concurrent sender are in postbacks/transport/policy.py; this module
+owns how requests and urllib3 apply them: connecting to the checked address with the URL's Host
+header and TLS server name, connect and read timeouts plus a timer that closes the socket when
+POSTBACK_TOTAL_TIMEOUT is up, no proxies from the environment, and streaming the capped body.
 """
 
 import contextlib
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
-from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.util import parse_url
 
-import trackdesk
-from postbacks.transport import netguard
-
-USER_AGENT = f"TrackdeskPostbacks/{trackdesk.__version__}"
-
-
-@dataclass
-class HttpResult:
-    """What happened to one request. `status` is None when no response arrived."""
-
-    status: int | None = None
-    headers: dict = field(default_factory=dict)
-    body: str = ""
-    duration_ms: int = 0
-    error: str = ""
-    permanent: bool = False  # retrying cannot help (refused destination, bad URL)
-    redirects: list = field(default_factory=list)  # URLs followed, when following is on
-
-    @property
-    def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
+from postbacks import conf
+from postbacks.transport import netguard, policy
+from postbacks.transport.policy import HttpResult
 
 
 class _Deadline:
@@ -152,9 +132,6 @@ def session() -> requests.Session:
     return _session
 
 
-REDIRECT_STATUSES = (301, 302, 303, 307, 308)
-
-
 def send(method: str, url: str, *, headers: dict, body: str = "") -> HttpResult:
     """Send one request and describe the outcome; never raises for network trouble.
 
@@ -162,9 +139,9 @@ def send(method: str, url: str, *, headers: dict, body: str = "") -> HttpResult:
     POSTBACK_MAX_REDIRECTS hops, each hop checked by the guard like the first request.
     """
     started = time.monotonic()
-    with _Deadline(settings.POSTBACK_TOTAL_TIMEOUT) as deadline:
+    with _Deadline(conf.total_timeout()) as deadline:
         result = _send(method, url, headers, body, deadline)
-        if settings.POSTBACK_FOLLOW_REDIRECTS:
+        if conf.follow_redirects():
             result = _follow_redirects(result, method, url, headers, body, deadline)
     result.duration_ms = int((time.monotonic() - started) * 1000)
     return result
@@ -172,122 +149,64 @@ def send(method: str, url: str, *, headers: dict, body: str = "") -> HttpResult:
 
 def _follow_redirects(result, method, url, headers, body, deadline) -> HttpResult:
     hops = []
-    while (hop := next_hop(result, hops, method, url, headers, body)) is not None:
+    while (hop := policy.next_hop(result, hops, method, url, headers, body)) is not None:
         method, url, headers, body = hop
-        result = refused_hop(_send(method, url, headers, body, deadline), url)
+        result = policy.refused_hop(_send(method, url, headers, body, deadline), url)
     result.redirects = hops
     return result
 
 
-def next_hop(result: HttpResult, hops: list, method, url, headers, body) -> tuple | None:
-    """The request a redirect answer leads to, by the rules both senders follow: (method, url,
-    headers, body), its URL added to `hops`; None when there is nothing to follow, with the
-    error set when POSTBACK_MAX_REDIRECTS stopped it."""
-    location = redirect_location(result)
-    if result.status not in REDIRECT_STATUSES or not location:
-        return None
-    if len(hops) >= settings.POSTBACK_MAX_REDIRECTS:
-        result.error = (
-            f"HTTP {result.status}: stopped after {len(hops)} redirects "
-            f"(POSTBACK_MAX_REDIRECTS); a postback succeeds on 2xx only."
-        )
-        return None
-    url = urljoin(url, location)
-    hops.append(url)
-    if result.status in (301, 302, 303) and method != "GET":
-        # What browsers and requests do: the next hop is a GET without the body.
-        method, body = "GET", ""
-        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-    return method, url, headers, body
-
-
-def refused_hop(result: HttpResult, url: str) -> HttpResult:
-    if result.permanent:
-        result.error = f"Redirect to {url} refused. {result.error}"
-    return result
-
-
-def redirect_location(result: HttpResult) -> str:
-    return next((v for k, v in result.headers.items() if k.lower() == "location"), "")
-
-
-def _target(url: str):
-    """(parts, port, checked address) of a URL, or raise ValueError/netguard errors."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise netguard.DestinationRefused(f"Not an http(s) URL: {url!r}")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    # urllib3 must read the URL's host and port the way we checked them: a backslash or a
-    # second "@" can make two parsers disagree about where the authority ends.
-    other = parse_url(url)
-    other_port = other.port or port
-    if (other.host or "").strip("[]").lower() != parts.hostname or other_port != port:
-        raise netguard.DestinationRefused(
-            f"Destination not allowed: the URL's host is ambiguous ({parts.netloc!r})."
-        )
-    return parts, port, netguard.checked_address(parts.hostname, port)
+def _urllib3_reading(url: str) -> tuple:
+    """(host, port) as urllib3, which opens the connection, reads the URL."""
+    parsed = parse_url(url)
+    return parsed.host, parsed.port
 
 
 def _send(method, url, headers, body, deadline) -> HttpResult:
     try:
-        parts, port, ip = _target(url)
-    except netguard.DestinationRefused as exc:
-        return HttpResult(error=str(exc), permanent=True)
-    except netguard.DestinationUnresolved as exc:
-        return HttpResult(error=str(exc))
-    except ValueError as exc:  # e.g. a port out of range
-        return HttpResult(error=f"Invalid URL: {exc}", permanent=True)
+        where = policy.destination(url, _urllib3_reading)
+        ip = netguard.checked_address(where.hostname, where.port)
+    except policy.UNSENDABLE as exc:
+        return policy.refusal(exc)
 
     request = requests.Request(method, url, headers=headers, data=body.encode() or None)
     prepared = session().prepare_request(request)
-    prepared.headers["Host"] = parts.netloc.rsplit("@", 1)[-1]
-    prepared.pinned_ip, prepared.pinned_port = ip, port
-    timeout = (settings.POSTBACK_CONNECT_TIMEOUT, settings.POSTBACK_READ_TIMEOUT)
+    prepared.headers["Host"] = where.netloc.rsplit("@", 1)[-1]
+    prepared.pinned_ip, prepared.pinned_port = ip, where.port
+    timeout = (conf.connect_timeout(), conf.read_timeout())
     try:
         response = session().send(
             prepared,
             timeout=timeout,
             allow_redirects=False,
             stream=True,
-            verify=ca_bundle() or True,
+            verify=policy.ca_bundle() or True,
         )
     except requests.exceptions.SSLError as exc:
-        return HttpResult(error=tls_refused(parts.hostname, _innermost(exc)))
+        return HttpResult(error=policy.tls_refused(where.hostname, _innermost(exc)))
     except requests.exceptions.ConnectTimeout:
-        return HttpResult(error=f"Connect timeout after {timeout[0]:g} s")
+        return HttpResult(error=policy.connect_timed_out(timeout[0]))
     except requests.exceptions.ReadTimeout:
-        return HttpResult(error=f"No response within {timeout[1]:g} s (read timeout)")
+        return HttpResult(error=policy.read_timed_out(timeout[1]))
     except requests.exceptions.RequestException as exc:
         if deadline.expired:
-            return HttpResult(error=_over_time(deadline))
-        return HttpResult(error=f"Connection failed: {_short(exc)}")
+            return HttpResult(error=policy.over_time(deadline.seconds))
+        return HttpResult(error=policy.connection_failed(exc))
     except OSError as exc:  # e.g. POSTBACK_CA_BUNDLE names no file (postbacks.E002)
-        return HttpResult(error=f"Connection failed: {_short(exc)}")
+        return HttpResult(error=policy.connection_failed(exc))
     with response:
         try:
             body_text = _read_capped(response, deadline)
         except requests.exceptions.RequestException as exc:
             why = (
-                _over_time(deadline)
+                policy.over_time(deadline.seconds)
                 if deadline.expired
-                else f"Reading the body failed: {_short(exc)}"
+                else policy.short(f"Reading the body failed: {exc}")
             )
             return HttpResult(
                 status=response.status_code, error=why, headers=dict(response.headers)
             )
     return HttpResult(status=response.status_code, headers=dict(response.headers), body=body_text)
-
-
-def ca_bundle() -> str:
-    """A CA bundle file to trust instead of the default store (POSTBACK_CA_BUNDLE; tests use
-    it for their own CA). Certificates are always verified, against the URL's host name."""
-    return getattr(settings, "POSTBACK_CA_BUNDLE", "") or ""
-
-
-def tls_refused(hostname: str, why: object) -> str:
-    """The error both senders log when the server's certificate is not accepted (retryable:
-    the receiver may fix its certificate)."""
-    return _short(f"TLS certificate not accepted for {hostname.rstrip('.')}: {why}")
 
 
 def _innermost(exc: BaseException) -> BaseException:
@@ -304,20 +223,9 @@ def _innermost(exc: BaseException) -> BaseException:
     return exc
 
 
-def _over_time(deadline: _Deadline) -> str:
-    return f"No complete response within {deadline.seconds:g} s (total time limit)"
-
-
 def _read_capped(response, deadline: _Deadline) -> str:
-    limit = settings.POSTBACK_RESPONSE_BODY_LIMIT
-    data = b""
+    body = policy.CappedBody()
     for chunk in response.iter_content(chunk_size=4096):
-        data += chunk
-        if len(data) >= limit or deadline.expired:
+        if body.add(chunk) or deadline.expired:
             break
-    return data[:limit].decode(response.encoding or "utf-8", errors="replace")
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    return text if len(text) < 300 else text[:300] + "…"
+    return body.text(response.headers.get("Content-Type", ""))

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
+from affiliates.links import tracking_path
 from affiliates.models import Affiliate, Offer
 from conversions.models import ConversionType
 from postbacks.models import Postback
@@ -54,7 +55,7 @@ class Command(BaseCommand):
             f"  API token:  {token.key}\n"
             f"  Affiliate:  {affiliate.name} (id {affiliate.pk}); offers "
             f"{', '.join(f'{o.name} (id {o.pk})' for o in offers)}\n"
-            f"  Tracking link: {base}{affiliate.tracking_path(offer)}\n"
+            f"  Tracking link: {base}{tracking_path(affiliate, offer)}\n"
         )
 
     def _admin(self, password):

@@ -1,0 +1,44 @@
+"""postbacks/conf.py declares each POSTBACK_* setting once; trackdesk/settings.py agrees."""
+
+import os
+import runpy
+from collections.abc import Sequence
+from pathlib import Path
+
+import environ
+
+from postbacks import conf
+
+SETTINGS_FILE = Path(__file__).resolve().parent.parent / "trackdesk" / "settings.py"
+
+
+def settings_without_environment(monkeypatch) -> dict:
+    """trackdesk/settings.py as it reads with no POSTBACK_* variable set (nor a .env file)."""
+    for name in [name for name in os.environ if name.startswith("POSTBACK_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(environ.Env, "read_env", classmethod(lambda cls, *args, **kwargs: None))
+    return runpy.run_path(str(SETTINGS_FILE))
+
+
+def plain(value):
+    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else value
+
+
+def test_every_setting_is_declared_once_with_the_default_settings_py_uses(monkeypatch):
+    module = settings_without_environment(monkeypatch)
+    in_settings = {name: value for name, value in module.items() if name.startswith("POSTBACK_")}
+    declared = {setting.name: plain(setting.default) for setting in conf.ALL}
+    assert len(declared) == len(conf.ALL)
+    assert in_settings == declared
+
+
+def test_a_setting_is_read_when_called(settings):
+    settings.POSTBACK_CLAIM_SECONDS = 7
+    assert conf.claim_seconds() == 7
+    settings.POSTBACK_CLAIM_SECONDS = 8
+    assert conf.claim_seconds() == 8
+
+
+def test_a_settings_module_without_the_name_gets_the_default(settings):
+    del settings.POSTBACK_RETRY_SCHEDULE
+    assert conf.retry_schedule() == (60, 300, 1800, 7200, 21600, 43200, 86400)
