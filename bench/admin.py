@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import _common as c  # noqa: E402
+from bench import common  # noqa: E402
 
 POSTBACKS = 50
 STATUSES = ["pending", "approved", "on_hold", "rejected", "refunded", "fraud", "not_allowed"]
@@ -126,7 +126,7 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1")
-    c.configure("admin")
+    common.configure("admin")
     load = os.getloadavg()
     seed(args.rows)
     from django.db import connection
@@ -176,11 +176,11 @@ def main():
     stats.roll_up()
 
     floor = results["floor: affiliate change list"]["median_ms"]
-    print(f"\n{Delivery.objects.count():,} delivery rows, backend {c.backend()}")
+    print(f"\n{Delivery.objects.count():,} delivery rows, backend {common.backend()}")
     print(f"{'page':45} {'median ms':>10} {'max ms':>8} {'× floor':>8}")
     for name, r in results.items():
         print(f"{name:45} {r['median_ms']:>10} {r['max_ms']:>8} {r['median_ms'] / floor:>8.1f}")
-    c.write_results(
+    common.write_results(
         "admin",
         {
             "delivery_rows": Delivery.objects.count(),

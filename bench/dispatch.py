@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import _common as c  # noqa: E402
+from bench import common  # noqa: E402
 
 
 async def raw_client(url: str, n: int, in_flight: int = 1000) -> float:
@@ -41,7 +41,7 @@ def pending_deliveries(n: int, url: str) -> list[int]:
     from conversions.models import Conversion
     from postbacks.models import Delivery
 
-    click = c.demo_rows(1, url)[0]
+    click = common.demo_rows(1, url)[0]
     postback = click.affiliate.postbacks.get()
     stamp = time.time()
     conversions = Conversion.objects.bulk_create(
@@ -67,8 +67,8 @@ def run_dispatch(env, n: int, delay: float, workers: int) -> dict:
     from postbacks.delivery import queue
     from postbacks.models import Delivery, DeliveryState
 
-    sink = c.FastSink(delay)
-    cluster = c.start_qcluster(env, "bench-dispatch-qcluster", {"Q_WORKERS": str(workers)})
+    sink = common.FastSink(delay)
+    cluster = common.start_qcluster(env, "bench-dispatch-qcluster", {"Q_WORKERS": str(workers)})
     try:
         baseline = asyncio.run(raw_client(sink.url, n))
         ids = pending_deliveries(n, sink.url)
@@ -82,7 +82,7 @@ def run_dispatch(env, n: int, delay: float, workers: int) -> dict:
         elapsed = time.monotonic() - started
         ok = Delivery.objects.filter(pk__in=ids, state=DeliveryState.SUCCESS).count()
     finally:
-        c.stop_qcluster(cluster)
+        common.stop_qcluster(cluster)
         sink.stop()
     rate, raw_rate = n / elapsed, n / baseline
     row = {
@@ -108,12 +108,12 @@ def main():
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    env = c.configure("dispatch")
+    env = common.configure("dispatch")
     load = os.getloadavg()
     from django.conf import settings
 
     rows = [run_dispatch(env, args.n, delay, args.workers) for delay in (0.0, 0.1)]
-    c.write_results(
+    common.write_results(
         "dispatch",
         {
             "settings": {

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import _common as c  # noqa: E402
+from bench import common  # noqa: E402
 
 counter = itertools.count()
 
@@ -55,13 +55,13 @@ def main():
     parser.add_argument("--bulk-calls", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     args = parser.parse_args()
-    env = c.configure("ingest")
+    env = common.configure("ingest")
     load = os.getloadavg()
-    sink = c.FastSink()  # the postback target; nothing is sent (no qcluster)
-    click = c.demo_rows(1, sink.url)[0]
+    sink = common.FastSink()  # the postback target; nothing is sent (no qcluster)
+    click = common.demo_rows(1, sink.url)[0]
     sale = click.affiliate.postbacks.get().conversion_types.get().pk
-    token = c.api_token()
-    web, base = c.start_gunicorn(env, workers=args.workers)
+    token = common.api_token()
+    web, base = common.start_gunicorn(env, workers=args.workers)
     run = f"{time.time():.0f}"
 
     def ours():
@@ -104,12 +104,12 @@ def main():
             f"{bulk_rate['conversions_per_s']} conversions/s ({args.bulk_calls} x 1,000)"
         )
     finally:
-        c.stop_gunicorn(web)
+        common.stop_gunicorn(web)
         sink.stop()
     ours_rate = sum(r["api_create"]["per_s"] for r in rounds) / len(rounds)
     bare_rate = sum(r["bare_drf_create"]["per_s"] for r in rounds) / len(rounds)
     print(f"single ratio (ours / bare DRF): {ours_rate / bare_rate:.2f}")
-    c.write_results(
+    common.write_results(
         "ingest",
         {
             "gunicorn_workers": args.workers,
@@ -151,7 +151,7 @@ async def bulk_run(base: str, token: str, body, calls: int, concurrency: int = 1
         "in_flight": concurrency,
         "created": created,
         "conversions_per_s": round(created / elapsed),
-        "seconds_per_call_median": round(c.percentile(times, 50), 3),
+        "seconds_per_call_median": round(common.percentile(times, 50), 3),
     }
 
 

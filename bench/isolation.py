@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import _common as c  # noqa: E402
+from bench import common  # noqa: E402
 from bench.latency import api_to_sink  # noqa: E402
 
 
@@ -19,11 +19,11 @@ def main():
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
-    env = c.configure("isolation")
+    env = common.configure("isolation")
     load = os.getloadavg()
     healthy = api_to_sink(env, args.rate, args.seconds, label="all healthy")
     hanging = api_to_sink(env, args.rate, args.seconds, hang_every=3, label="1/3 hanging")
-    c.write_results(
+    common.write_results(
         "isolation",
         {
             "rate_per_s": args.rate,

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import _common as c  # noqa: E402
+from bench import common  # noqa: E402
 
 
 def paced(count: int, rate: float, fn) -> float:
@@ -35,9 +35,9 @@ def stats(latencies: list[float]) -> dict:
     ms = [x * 1000 for x in latencies]
     return {
         "n": len(ms),
-        "p50_ms": round(c.percentile(ms, 50), 1),
-        "p95_ms": round(c.percentile(ms, 95), 1),
-        "p99_ms": round(c.percentile(ms, 99), 1),
+        "p50_ms": round(common.percentile(ms, 50), 1),
+        "p95_ms": round(common.percentile(ms, 95), 1),
+        "p99_ms": round(common.percentile(ms, 99), 1),
         "max_ms": round(max(ms), 1) if ms else None,
     }
 
@@ -45,8 +45,8 @@ def stats(latencies: list[float]) -> dict:
 def queue_floor(env, rate: float, seconds: float) -> dict:
     from django_q.tasks import async_task
 
-    sink = c.FastSink()
-    cluster = c.start_qcluster(env, "bench-latency-floor")
+    sink = common.FastSink()
+    cluster = common.start_qcluster(env, "bench-latency-floor")
     sent = {}
     try:
 
@@ -61,7 +61,7 @@ def queue_floor(env, rate: float, seconds: float) -> dict:
             time.sleep(0.2)
         times = sink.get("/__times")
     finally:
-        c.stop_qcluster(cluster)
+        common.stop_qcluster(cluster)
         sink.stop()
     return stats([times[k] - t for k, t in sent.items() if k in times])
 
@@ -70,11 +70,11 @@ def api_to_sink(env, rate: float, seconds: float, *, hang_every: int = 0, label=
     """Post conversions at `rate`; latency of postbacks to healthy receivers."""
     import requests
 
-    sink, hanging = c.FastSink(), c.FastSink()
-    clicks = c.demo_rows(30, sink.url, hang_url=hanging.url + "/hang", hang_every=hang_every)
-    token = c.api_token()
-    web, base = c.start_gunicorn(env, workers=2)
-    cluster = c.start_qcluster(env, "bench-latency-qcluster")
+    sink, hanging = common.FastSink(), common.FastSink()
+    clicks = common.demo_rows(30, sink.url, hang_url=hanging.url + "/hang", hang_every=hang_every)
+    token = common.api_token()
+    web, base = common.start_gunicorn(env, workers=2)
+    cluster = common.start_qcluster(env, "bench-latency-qcluster")
     answered, failures, api_times = {}, [], []
     local = threading.local()
     run = f"{label}{time.time():.0f}"
@@ -107,8 +107,8 @@ def api_to_sink(env, rate: float, seconds: float, *, hang_every: int = 0, label=
             time.sleep(0.2)
         times = sink.get("/__times")
     finally:
-        c.stop_qcluster(cluster)
-        c.stop_gunicorn(web)
+        common.stop_qcluster(cluster)
+        common.stop_gunicorn(web)
         sink.stop()
         hanging.stop()
     latencies = [times[k] - t for k, t in answered.items() if k in times]
@@ -135,12 +135,12 @@ def main():
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
-    env = c.configure("latency")
+    env = common.configure("latency")
     load = os.getloadavg()
     floor = queue_floor(env, args.rate, args.seconds)
     print(f"queue floor: p50 {floor['p50_ms']} ms, p95 {floor['p95_ms']}, p99 {floor['p99_ms']}")
     run = api_to_sink(env, args.rate, args.seconds)
-    c.write_results(
+    common.write_results(
         "latency",
         {
             "rate_per_s": args.rate,
