@@ -2,9 +2,9 @@
 against a raw asyncio client (aiohttp, 1,000 in flight) firing the same requests at the same
 sink. Sink latency 0 ms and 100 ms.
 
-    .venv/bin/python bench/queue.py [--n 5000] [--workers 2]
+    .venv/bin/python bench/dispatch.py [--n 5000] [--workers 2]
 
-Database: /tmp/trackdesk-bench-queue.sqlite3, or BENCH_DATABASE_URL (PostgreSQL) and
+Database: /tmp/trackdesk-bench-dispatch.sqlite3, or BENCH_DATABASE_URL (PostgreSQL) and
 REDIS_URL for the Redis broker.
 """
 
