@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from trackdesk.api import CurrencyField, StrictFieldsMixin
+from trackdesk.api import CurrencyField, SecretFieldsMixin, StrictFieldsMixin
 
 from .models import Affiliate, Offer
 
@@ -13,8 +13,9 @@ class AffiliateSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         fields = ["id", "name", "email", "active", "click_id_token", "created"]
 
 
-class OfferSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+class OfferSerializer(SecretFieldsMixin, StrictFieldsMixin, serializers.ModelSerializer):
     default_currency = CurrencyField(required=False)
+    secret_fields = ("pixel_secret",)  # it records conversions for the offer: change only
 
     class Meta:
         model = Offer

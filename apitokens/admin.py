@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
@@ -20,6 +21,15 @@ class IssueTokenForm(forms.ModelForm):
         help_text="A name for the calling service, e.g. shop or crm. A service user without "
         "password or admin access is created under this name.",
     )
+    # Required: the API checks the token user's permissions, so a token without a role could
+    # call nothing.
+    roles = forms.ModelMultipleChoiceField(
+        queryset=Group.objects.order_by("name"),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What the token may do. Conversion API: record conversions, change their "
+        "status, store exchange rates. Affiliate managers: also add and change affiliates, "
+        "offers and postbacks. Each role's permissions: Users → Groups.",
+    )
 
     class Meta:
         model = TokenProxy
@@ -32,7 +42,7 @@ class IssueTokenForm(forms.ModelForm):
         return service
 
     def save(self, commit=True):
-        token = services.issue_token(self.cleaned_data["service"])
+        token = services.issue_token(self.cleaned_data["service"], self.cleaned_data["roles"])
         return TokenProxy.objects.get(key=token.key)
 
 
@@ -48,11 +58,11 @@ class ServiceTokenAdmin(TokenAdmin):
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
             kwargs["form"] = IssueTokenForm
-            kwargs["fields"] = ["service"]
+            kwargs["fields"] = ["service", "roles"]
         return super().get_form(request, obj, change, **kwargs)
 
     def get_fields(self, request, obj=None):
-        return self.fields if obj else ["service"]
+        return self.fields if obj else ["service", "roles"]
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj else []

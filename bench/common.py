@@ -240,7 +240,11 @@ def demo_rows(postbacks: int = 1, url: str = "", *, hang_url: str = "", hang_eve
 
 def api_token() -> str:
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
     from rest_framework.authtoken.models import Token
 
+    from postbacks.roles import SERVICE
+
     user, _ = get_user_model().objects.get_or_create(username="bench-service")
+    user.groups.add(Group.objects.get(name=SERVICE))  # the API checks the token's permissions
     return Token.objects.get_or_create(user=user)[0].key

@@ -1,17 +1,17 @@
 """The conversion REST API (create, change status/amounts, list and read) and the exchange-rate
 API (list, store); token auth."""
 
-import codecs
 from decimal import Decimal
 
 from django.db.models import prefetch_related_objects
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ParseError, ValidationError
-from rest_framework.parsers import JSONParser, get_encoding
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
-from rest_framework.utils import json
+
+from trackdesk.parsers import JSONParser
+from trackdesk.permissions import StoreModelPermissions
 
 from . import services
 from .filters import ConversionFilter, ExchangeRateFilter
@@ -32,12 +32,7 @@ FIELD_ERRORS = OpenApiResponse(description="Field errors: {field: [message, ...]
 class DecimalJSONParser(JSONParser):
     """JSON whose fractional numbers become Decimal, so amounts never pass through float."""
 
-    def parse(self, stream, media_type=None, parser_context=None):
-        encoding = get_encoding(parser_context or {})
-        try:
-            return json.load(codecs.getreader(encoding)(stream), parse_float=Decimal)
-        except ValueError as exc:
-            raise ParseError(f"JSON parse error - {exc}") from exc
+    parse_float = Decimal
 
 
 @extend_schema_view(
@@ -146,6 +141,7 @@ class ExchangeRateViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewse
     queryset = ExchangeRate.objects.all()
     serializer_class = ExchangeRateSerializer
     filterset_class = ExchangeRateFilter
+    permission_classes = [StoreModelPermissions]  # a POST may replace the day's rate
 
     @extend_schema(
         description="Store a rate; an existing (base, quote, valid_on) gets the new rate.",

@@ -1,9 +1,11 @@
 """Currency conversion with the stored exchange rates (direct, inverse, or crossed via a base)."""
 
 from datetime import date
-from decimal import Decimal, localcontext
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
 from django.db.models import Count
+
+from trackdesk.currencies import quantum
 
 from .models import ExchangeRate
 
@@ -11,7 +13,11 @@ from .models import ExchangeRate
 PREFERRED_BASE = "EUR"
 
 
-class MissingRate(ValueError):
+class ConversionError(ValueError):
+    """An amount cannot be converted; the message says why and what to fix."""
+
+
+class MissingRate(ConversionError):
     """No stored rate can convert between two currencies on a date."""
 
     def __init__(self, from_code: str, to_code: str, on: date):
@@ -29,6 +35,21 @@ def convert(amount: Decimal, from_code: str, to_code: str, on: date) -> Decimal:
     with localcontext() as ctx:
         ctx.prec = 28
         return amount * rate
+
+
+def convert_rounded(amount: Decimal, from_code: str, to_code: str, on: date) -> Decimal:
+    """convert() rounded half up to the minor unit of `to_code` (0.01 USD, 1 JPY)."""
+    converted = convert(amount, from_code, to_code, on)
+    try:
+        with localcontext() as ctx:
+            ctx.prec = 28
+            return converted.quantize(quantum(to_code), rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # more than 28 digits: only extreme rates get there
+        raise ConversionError(
+            f"{amount} {from_code} is too large to convert to {to_code} with the stored rates "
+            f"({from_code} → {to_code}: {exchange_rate(from_code, to_code, on)}); check them "
+            "in Admin → Exchange rates."
+        ) from None
 
 
 def exchange_rate(from_code: str, to_code: str, on: date) -> Decimal:

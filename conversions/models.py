@@ -1,15 +1,61 @@
 """Clicks, conversion types, conversions with their status history, and exchange rates."""
 
 import secrets
+import sys
 import uuid
-from decimal import Decimal
+from decimal import Context, Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.utils.functional import cached_property
 
 from affiliates.models import Affiliate, Offer
 from trackdesk import currencies
 from trackdesk.currencies import validate_currency
+
+# SQLite keeps a decimal as a REAL (a double) and Django reads it back rounded to 15
+# significant digits; PostgreSQL keeps every digit. 15 is what both store exactly.
+EXACT_DIGITS = 15
+
+
+def significant_digits(value: Decimal) -> int:
+    """Digits from the first non-zero one to the last (0.000120 and 1200 have two)."""
+    return len("".join(map(str, value.as_tuple().digits)).strip("0"))
+
+
+def validate_exact_digits(value) -> None:
+    if not isinstance(value, Decimal) or not value.is_finite():
+        return  # not a number: the field's own checks say so
+    if significant_digits(value) > EXACT_DIGITS:
+        raise ValidationError(
+            f"Ensure that there are no more than {EXACT_DIGITS} significant digits (from the "
+            "first non-zero digit to the last, e.g. 999999999999.999 or 123456789.123456): "
+            "more would not be stored exactly.",
+            code="max_significant_digits",
+        )
+
+
+class ExactDecimalField(models.DecimalField):
+    """A DecimalField that takes only values both databases store exactly, and reads a value
+    stored before that rule without raising."""
+
+    default_validators = [validate_exact_digits]
+
+    @cached_property
+    def context(self):
+        # Django's SQLite converter rounds what it reads with this context. At the column's
+        # precision, a REAL that rounded past it (999999999999.999999 is stored as 1E+12)
+        # raised InvalidOperation in every list, page and worker that read the row; with room
+        # for any double the row reads as stored, and the field's validators refuse the value
+        # wherever it is saved or sent (postbacks/rendering.py).
+        return Context(prec=sys.float_info.max_10_exp + 1 + self.decimal_places)
+
+    def to_python(self, value):
+        if isinstance(value, float):  # rounded to the column's precision, as Django does
+            value = Context(prec=self.max_digits).create_decimal_from_float(value)
+        return super().to_python(value)
+
 
 MONEY = {"max_digits": 18, "decimal_places": 6, "validators": [MinValueValidator(0)]}
 
@@ -79,9 +125,9 @@ class Conversion(models.Model):
         max_length=255,
         help_text="The advertiser's id for this conversion; unique per offer.",
     )
-    payout = models.DecimalField(null=True, blank=True, **MONEY)
-    revenue = models.DecimalField(null=True, blank=True, **MONEY)
-    sale_amount = models.DecimalField(null=True, blank=True, **MONEY)
+    payout = ExactDecimalField(null=True, blank=True, **MONEY)
+    revenue = ExactDecimalField(null=True, blank=True, **MONEY)
+    sale_amount = ExactDecimalField(null=True, blank=True, **MONEY)
     currency = models.CharField(
         max_length=3, choices=currencies.CHOICES, validators=[validate_currency]
     )
@@ -146,7 +192,7 @@ class ExchangeRate(models.Model):
     quote = models.CharField(
         max_length=3, choices=currencies.CHOICES, validators=[validate_currency]
     )
-    rate = models.DecimalField(
+    rate = ExactDecimalField(
         max_digits=24, decimal_places=10, validators=[MinValueValidator(Decimal("0.0000000001"))]
     )
     valid_on = models.DateField(db_index=True)

@@ -1,9 +1,11 @@
 """Conversion input validation (API and pixel alike), the one conversion-status field, the
 conversion's JSON shape, and exchange rates."""
 
+import sys
 import uuid
-from decimal import Decimal
+from decimal import Context, Decimal
 
+from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -11,12 +13,14 @@ from affiliates.models import Affiliate, Offer
 from trackdesk.api import CurrencyField, StrictFieldsMixin
 
 from .models import (
+    MONEY,
     Click,
     Conversion,
     ConversionStatus,
     ConversionStatusChange,
     ConversionType,
     ExchangeRate,
+    validate_exact_digits,
 )
 
 TRACKDESK_STATUS_PREFIX = "conversion_status_"
@@ -67,16 +71,31 @@ class StatusField(serializers.CharField):
         return status
 
 
+class StoredDecimalField(serializers.DecimalField):
+    """A decimal field that writes out a stored value as it is: one stored before the digit
+    limits (conversions.models.ExactDecimalField) has more digits than max_digits, which DRF's
+    rounding would raise on for every list that holds the row."""
+
+    def quantize(self, value):
+        if self.decimal_places is None:
+            return value
+        roomy = Context(prec=sys.float_info.max_10_exp + 1 + self.decimal_places)
+        places = Decimal(1).scaleb(-self.decimal_places)
+        return value.quantize(places, rounding=self.rounding, context=roomy)
+
+
 def money_field(help_text: str):
     """A non-negative amount that never passes through float; rendered as a string."""
     return serializers.DecimalField(
-        max_digits=18,
-        decimal_places=6,
+        max_digits=MONEY["max_digits"],
+        decimal_places=MONEY["decimal_places"],
         min_value=Decimal(0),
+        validators=[validate_exact_digits],
         coerce_to_string=True,
         required=False,
         allow_null=True,
-        help_text=help_text + ' A JSON number or a string such as "100.50".',
+        help_text=help_text + ' A JSON number or a string such as "100.50"; at most 15 '
+        "significant digits, 12 before the decimal point and 6 after.",
     )
 
 
@@ -218,6 +237,10 @@ class ConversionSerializer(serializers.ModelSerializer):
     cid = serializers.SlugRelatedField(source="click", slug_field="cid", read_only=True)
     conversion_type = serializers.SlugRelatedField(slug_field="code", read_only=True)
     status_history = StatusChangeSerializer(source="status_changes", many=True, read_only=True)
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.DecimalField: StoredDecimalField,
+    }
 
     class Meta:
         model = Conversion
@@ -309,10 +332,12 @@ class ExchangeRateSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
     base = CurrencyField()
     quote = CurrencyField()
-    rate = serializers.DecimalField(
+    rate = StoredDecimalField(
         max_digits=24,
         decimal_places=10,
-        help_text="Units of `quote` for 1 unit of `base`, as a decimal string.",
+        validators=[validate_exact_digits],
+        help_text="Units of `quote` for 1 unit of `base`, as a decimal string; at most 15 "
+        "significant digits, 14 before the decimal point and 10 after.",
     )
 
     class Meta:

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from affiliates.models import Affiliate, Offer
 
@@ -116,15 +116,18 @@ def create_conversions_bulk(
 
 def announce_many(conversions: list[Conversion], *, source: str) -> None:
     """announce() for new conversions, in bulk. Must run inside the transaction that wrote them."""
-    ConversionStatusChange.objects.bulk_create(
+    changes = ConversionStatusChange.objects.bulk_create(
         ConversionStatusChange(
             conversion=conversion, from_status="", to_status=conversion.status, source=source
         )
         for conversion in conversions
     )
-    conversion_events.send(
-        sender=Conversion, events=[(c, c.status) for c in conversions], source=source
-    )
+    if not connection.features.can_return_rows_from_bulk_insert:  # SQLite < 3.35: no ids back
+        written = ConversionStatusChange.objects.filter(conversion__in=conversions)
+        by_conversion = {change.conversion_id: change for change in written}  # one each: new
+        changes = [by_conversion[c.pk] for c in conversions]
+    events = list(zip(conversions, changes, strict=True))
+    conversion_events.send(sender=Conversion, events=events, source=source)
 
 
 def _existing(offer: Offer, transaction_id: str) -> Conversion | None:
@@ -170,7 +173,7 @@ def announce(conversion: Conversion, *, from_status: str, source: str, new: bool
 
     Must run inside the transaction that wrote the status (`new`: that created the conversion).
     """
-    ConversionStatusChange.objects.create(
+    change = ConversionStatusChange.objects.create(
         conversion=conversion,
         from_status=from_status,
         to_status=conversion.status,
@@ -180,6 +183,7 @@ def announce(conversion: Conversion, *, from_status: str, source: str, new: bool
         sender=Conversion,
         conversion=conversion,
         status=conversion.status,
+        status_change=change,
         source=source,
         new=new,
     )

@@ -94,7 +94,8 @@ breaker_threshold = Setting(
 breaker_cooldown = Setting(
     "POSTBACK_BREAKER_COOLDOWN",
     30,
-    "Seconds a backed-off endpoint waits, doubling with each failed probe.",
+    "Seconds a backed-off endpoint first waits; after a failed probe, a quarter of the time it "
+    "has been backed off if that is longer.",
 )
 breaker_max_cooldown = Setting(
     "POSTBACK_BREAKER_MAX_COOLDOWN", 1800, "The longest back-off, in seconds."

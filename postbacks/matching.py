@@ -7,8 +7,8 @@ from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.utils import timezone
 
 from affiliates.models import Offer
-from conversions.models import Conversion, ConversionType
-from postbacks.models import Delivery, DeliveryState, Postback, Scope
+from conversions.models import Conversion, ConversionStatusChange, ConversionType
+from postbacks.models import Delivery, Postback, Scope
 
 
 def matching_postbacks(conversion: Conversion, status: str) -> list[Postback]:
@@ -33,37 +33,37 @@ def matching_postbacks(conversion: Conversion, status: str) -> list[Postback]:
     return [postback for postback in candidates if postback.fires_on_status(status)]
 
 
-def create_deliveries(conversion: Conversion, status: str, *, new: bool = False) -> list[Delivery]:
-    """One Delivery per matching postback for this event; an existing one is kept, not repeated.
+def create_deliveries(
+    conversion: Conversion, status_change: ConversionStatusChange
+) -> list[Delivery]:
+    """One Delivery per matching postback for this status change, to enqueue on commit.
 
-    Call inside the transaction that changed the conversion, and enqueue what it returns on
-    commit: the deliveries still waiting for their first attempt, marked as enqueued. `new`: the
-    conversion was created in this transaction, so it can have no deliveries yet.
+    Call inside the transaction that wrote `status_change`. The change is the once-only key
+    (unique per postback): services.py writes a row only for a real change and announces it
+    once, so its deliveries are new here; a change back into an earlier status is a new row
+    and fires again.
     """
+    status = status_change.to_status
     postbacks = matching_postbacks(conversion, status)
-    if not postbacks:
-        return []
     now = timezone.now()
-    rows = [
-        Delivery(postback=p, conversion=conversion, status=status, created=now, enqueued_at=now)
-        for p in postbacks
-    ]
-    if new:
-        return _insert_new(rows)
-    Delivery.objects.bulk_create(rows, ignore_conflicts=True)
-    return list(
-        Delivery.objects.filter(
-            conversion=conversion,
-            status=status,
-            postback__in=postbacks,
-            is_test=False,
-            state=DeliveryState.PENDING,
-            attempts=0,
-        )
+    return _insert_new(
+        [
+            Delivery(
+                postback=postback,
+                conversion=conversion,
+                status=status,
+                status_change=status_change,
+                created=now,
+                enqueued_at=now,
+            )
+            for postback in postbacks
+        ]
     )
 
 
-def create_deliveries_bulk(events: list[tuple[Conversion, str]]) -> list[Delivery]:
+def create_deliveries_bulk(
+    events: list[tuple[Conversion, ConversionStatusChange]],
+) -> list[Delivery]:
     """create_deliveries for the events of many new conversions, in a fixed number of queries
     (bulk ingest)."""
     by_affiliate = defaultdict(list)
@@ -79,19 +79,26 @@ def create_deliveries_bulk(events: list[tuple[Conversion, str]]) -> list[Deliver
     now = timezone.now()
     rows = [
         Delivery(
-            postback=postback, conversion=conversion, status=status, created=now, enqueued_at=now
+            postback=postback,
+            conversion=conversion,
+            status=change.to_status,
+            status_change=change,
+            created=now,
+            enqueued_at=now,
         )
-        for conversion, status in events
+        for conversion, change in events
         for postback in by_affiliate[conversion.affiliate_id]
         if conversion.conversion_type_id in postback.type_ids
-        and postback.fires_on_status(status)
+        and postback.fires_on_status(change.to_status)
         and postback.covers_offer(conversion.offer_id)
     ]
     return _insert_new(rows)
 
 
 def _insert_new(rows: list[Delivery]) -> list[Delivery]:
-    """Insert deliveries of new conversions (no conflict possible) and return them with ids."""
+    """Insert deliveries of new status changes (no conflict possible) and return them with ids."""
+    if not rows:
+        return []
     inserted = Delivery.objects.bulk_create(rows)
     if connection.features.can_return_rows_from_bulk_insert:  # PostgreSQL, SQLite >= 3.35
         return inserted

@@ -11,7 +11,12 @@ from django.db import models
 from django.utils import timezone
 
 from affiliates.models import Affiliate, Offer
-from conversions.models import Conversion, ConversionStatus, ConversionType
+from conversions.models import (
+    Conversion,
+    ConversionStatus,
+    ConversionStatusChange,
+    ConversionType,
+)
 from trackdesk import currencies
 from trackdesk.currencies import validate_currency
 
@@ -148,9 +153,35 @@ class DeliveryQuerySet(models.QuerySet):
         """Not held by a worker: never claimed, or the claim ran out before `now`."""
         return self.filter(models.Q(claimed_until__isnull=True) | models.Q(claimed_until__lt=now))
 
+    def not_waiting(self):
+        """Not waiting for an earlier status change of the same conversion to the same postback:
+        no open delivery of that (postback, conversion) has an earlier status change. The claims
+        filter on it, so a receiver gets each conversion's statuses in the order they happened.
+        Served by the partial index delivery_open_per_conversion."""
+        return self.filter(~models.Exists(_open_earlier()))
+
+    def with_waiting_for(self):
+        """Annotate waiting_for_id: for an open delivery, the earliest open delivery it waits
+        for (None: it may go). The log shows it (Delivery.waiting_for for one row)."""
+        earliest = _open_earlier().order_by("status_change_id")
+        return self.annotate(waiting_for_id=models.Subquery(earliest.values("pk")[:1]))
+
+
+def _open_earlier():
+    """Open deliveries of the same postback and conversion as the outer query's delivery, for
+    an earlier status change. Status-change ids grow with each change of one conversion, since
+    services.py writes a conversion's changes under a lock on its row; a delivery without a
+    status change (a test send, or one older than the link) neither waits nor holds back."""
+    return Delivery.objects.filter(
+        postback_id=models.OuterRef("postback_id"),
+        conversion_id=models.OuterRef("conversion_id"),
+        status_change_id__lt=models.OuterRef("status_change_id"),
+        state__in=OPEN_STATES,
+    )
+
 
 class Delivery(models.Model):
-    """One postback to send for one conversion event (postback, conversion, status)."""
+    """One postback to send for one status change of a conversion (postback, status change)."""
 
     uid = models.UUIDField("delivery ID", default=uuid.uuid4, unique=True, editable=False)
     postback = models.ForeignKey(Postback, on_delete=models.PROTECT, related_name="deliveries")
@@ -163,6 +194,14 @@ class Delivery(models.Model):
         help_text="Blank only for a test send rendered with the built-in sample conversion.",
     )
     status = models.CharField("conversion status", max_length=20, choices=ConversionStatus.choices)
+    status_change = models.ForeignKey(
+        ConversionStatusChange,
+        on_delete=models.PROTECT,
+        related_name="deliveries",
+        null=True,
+        blank=True,
+        help_text="The change into `status` this delivery announces; blank for a test send.",
+    )
     is_test = models.BooleanField(default=False, db_index=True)
     state = models.CharField(
         max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING
@@ -183,10 +222,12 @@ class Delivery(models.Model):
         verbose_name_plural = "deliveries"
         ordering = ["-created"]
         constraints = [
+            # The once-only key: a status change fires each postback once, however often the
+            # event is announced or a task runs; a later change into the same status is a new key.
             models.UniqueConstraint(
-                fields=["postback", "conversion", "status"],
+                fields=["postback", "status_change"],
                 condition=models.Q(is_test=False),
-                name="delivery_once_per_event",
+                name="delivery_once_per_status_change",
             ),
             models.CheckConstraint(
                 condition=models.Q(is_test=True) | models.Q(conversion__isnull=False),
@@ -201,6 +242,13 @@ class Delivery(models.Model):
             # The log filtered by state (newest first) and the dashboard's open deliveries: it
             # holds every column those queries read, so they never touch the table.
             models.Index(fields=["state", "created", "postback", "is_test"]),
+            # The claims' "no earlier open delivery" test (DeliveryQuerySet.not_waiting): open
+            # rows only, so it stays small however long the log grows.
+            models.Index(
+                fields=["conversion", "postback", "status_change"],
+                condition=models.Q(state__in=OPEN_STATES),
+                name="delivery_open_per_conversion",
+            ),
         ]
         permissions = [("retry_delivery", "Can retry a delivery")]
 
@@ -210,6 +258,15 @@ class Delivery(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state in FINISHED_STATES
+
+    def waiting_for(self) -> "Delivery | None":
+        """The earliest open delivery of an earlier status change (same postback and
+        conversion) that must be final before this one is sent; None when it may go."""
+        if self.is_finished or self.status_change_id is None:
+            return None
+        rows = Delivery.objects.with_waiting_for().filter(pk=self.pk)
+        earlier = rows.values_list("waiting_for_id", flat=True).first()
+        return Delivery.objects.filter(pk=earlier).first() if earlier else None
 
 
 class DeliveryStat(models.Model):
@@ -299,6 +356,12 @@ class EndpointHealth(models.Model):
     )
     last_failure_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    opened_at = models.DateTimeField(
+        "backed off since",
+        null=True,
+        blank=True,
+        help_text="When the breaker opened; a failed probe backs off for longer the longer ago.",
+    )
     opened_until = models.DateTimeField(
         "backed off until",
         null=True,

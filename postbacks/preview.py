@@ -4,7 +4,6 @@ placeholders marked, the configuration's problems). Plain functions, no views: t
 live preview calls them, and any other page can show the same preview with them.
 """
 
-import json
 import re
 
 from django.core.exceptions import ValidationError
@@ -23,6 +22,7 @@ from postbacks.rendering import (
 )
 from postbacks.sample import SAMPLE_DELIVERY_UID, sample_context
 from postbacks.validation import validate_postback_config
+from trackdesk import parsers
 
 # The settings that shape the request; the live preview reports problems with these only.
 PREVIEW_FIELDS = ("url", "method", "body_format", "body_template", "currency", "status_map")
@@ -89,7 +89,7 @@ def parse_status_map(text: str) -> dict | str:
     if not text.strip():
         return {}
     try:
-        return json.loads(text)
+        return parsers.loads(text)  # the nesting limit: deep JSON is a ValueError, not a crash
     except ValueError:
         return text
 

@@ -16,7 +16,8 @@ How values are written, wherever a placeholder stands:
   currency's minor-unit decimals, more only when the value has more non-zero digits
   (12.5 USD → `12.50`, 0.125 USD → `0.125`, 1500 JPY → `1500`, 12.500000 USD → `12.50`).
   Converted amounts use the latest stored rate on or before the conversion's date and are
-  rounded half up to the currency's minor unit; with no rate the postback is not sent.
+  rounded half up to the currency's minor unit; with no rate the postback is not sent, nor
+  with an amount too large to convert or one its field refuses (stored before the digit limits).
 - **`{timestamp}`**: the conversion's creation time in UTC, ISO 8601 to the second
   (`2026-11-25T14:03:09Z`).
 """
@@ -25,15 +26,16 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import Decimal, InvalidOperation, localcontext
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from conversions.exchange import MissingRate, convert
+from conversions.exchange import ConversionError, convert_rounded
 from postbacks.models import TrackingSettings
 from postbacks.placeholders import AMOUNT_FIELDS, Placeholder, RenderContext, lookup, valid_names
-from trackdesk.currencies import minor_units, quantum
+from trackdesk.currencies import minor_units
 
 PLACEHOLDER_RE = re.compile(r"\{([A-Za-z0-9_]+)\}")
 # A JSON body is read token by token: escapes first, so \" never opens or closes a string.
@@ -132,13 +134,27 @@ def build_context(
 
 def _amount_in(conversion, field_name: str, target: str) -> Decimal | None:
     amount = getattr(conversion, field_name)
-    if amount is None or conversion.currency == target:
+    if amount is None:
+        return None
+    _check_stored_amount(conversion, field_name, amount)
+    if conversion.currency == target:
         return amount
     try:
-        converted = convert(amount, conversion.currency, target, _rate_date(conversion))
-    except MissingRate as exc:
+        return convert_rounded(amount, conversion.currency, target, _rate_date(conversion))
+    except ConversionError as exc:
         raise RenderError(str(exc)) from exc
-    return converted.quantize(quantum(target), rounding=ROUND_HALF_UP)
+
+
+def _check_stored_amount(conversion, field_name: str, amount: Decimal) -> None:
+    """An amount its field would refuse (one stored before the digit limits) is never sent."""
+    field = conversion._meta.get_field(field_name)
+    try:
+        field.run_validators(amount)
+    except ValidationError as exc:
+        raise RenderError(
+            f"The conversion's {field.verbose_name} {amount} is not a valid amount: "
+            f"{' '.join(exc.messages)} Correct it on the conversion's admin page."
+        ) from None
 
 
 def _rate_date(conversion):
@@ -236,4 +252,7 @@ def format_amount(value: Decimal, currency: str) -> str:
         ctx.prec = 60  # quantize must never run out of digits for an 18-digit amount
         exponent = value.normalize().as_tuple().exponent
         places = max(minor_units(currency), -exponent)
-        return format(value.quantize(Decimal(1).scaleb(-places)), "f")
+        try:
+            return format(value.quantize(Decimal(1).scaleb(-places)), "f")
+        except InvalidOperation:
+            raise RenderError(f"Amount {value} is too large to send.") from None

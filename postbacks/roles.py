@@ -1,9 +1,13 @@
 """Roles as groups: "Affiliate managers" configure and test postbacks; "Support staff" read
-everything and retry deliveries. Created by a migration; `manage.py assign_role` assigns users.
+everything and retry deliveries; "Conversion API" is for the service users behind API tokens
+(conversions and exchange rates in). Created by a migration; `manage.py assign_role` assigns
+staff users, the token admin service users. What each may call over the API: docs/api.md.
 """
 
 MANAGERS = "Affiliate managers"
 SUPPORT = "Support staff"
+SERVICE = "Conversion API"
+# The staff roles assign_role knows; the service role is given with a token (apitokens admin).
 ROLE_NAMES = {"managers": MANAGERS, "support": SUPPORT}
 
 # (app, model) pairs both roles may view: everything in the back office. A model added here
@@ -34,6 +38,12 @@ ROLES = {
     SUPPORT: [
         *(f"{app}.view_{model}" for app, model in VIEW_ALL),
         "postbacks.retry_delivery",
+    ],
+    # A shop, CRM or payment backend: records conversions, changes their status, reads them
+    # back, and stores the exchange rates their amounts need; it sees no configuration.
+    SERVICE: [
+        *(f"conversions.{action}_conversion" for action in ("view", "add", "change")),
+        *(f"conversions.{action}_exchangerate" for action in ("view", "add", "change")),
     ],
 }
 

@@ -8,8 +8,8 @@ from postbacks.delivery import queue
 
 
 @receiver(conversion_event, dispatch_uid="postbacks.on_conversion_event")
-def on_conversion_event(sender, conversion, status, new=False, **kwargs):
-    deliveries = matching.create_deliveries(conversion, status, new=new)
+def on_conversion_event(sender, conversion, status_change, **kwargs):
+    deliveries = matching.create_deliveries(conversion, status_change)
     queue.enqueue_on_commit([d.pk for d in deliveries], marked=True)
 
 

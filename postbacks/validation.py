@@ -4,7 +4,6 @@
 a message per problem, keyed by field.
 """
 
-import json
 import re
 from urllib.parse import urlsplit
 
@@ -21,13 +20,14 @@ from postbacks.rendering import (
 )
 from postbacks.sample import sample_context
 from postbacks.transport import netguard
-from trackdesk import currencies
+from trackdesk import currencies, parsers
 
 REVENUE_SETTING_MESSAGE = (
     "{token} needs 'Allow revenue and sale amount parameters in affiliate postbacks' turned on "
     "under Tracking settings (Admin → Affiliate postbacks → Tracking settings)."
 )
 STATUS_MAP_VALUE_MAX = 64
+PORT_MESSAGE = "The URL's port must be a number between 1 and 65535."
 
 
 def validate_postback_config(values: dict, *, allow_revenue: bool | None = None) -> None:
@@ -78,7 +78,9 @@ def _url_shape_errors(url: str) -> list[str]:
     try:
         _ = parts.port  # urllib parses the port lazily and raises on a bad one
     except ValueError:
-        return ["The URL's port must be a number between 0 and 65535."]
+        return [PORT_MESSAGE]
+    if parts.port == 0:  # urllib reads it, but no request can go to port 0
+        return [PORT_MESSAGE]
     if not parts.hostname:
         return ["The URL must name a host, e.g. https://tracker.example.com/postback."]
     refusal = netguard.refusal_for_url(url) or netguard.port_refusal_for_url(url)
@@ -161,9 +163,12 @@ def _json_errors(template: str, values: dict) -> list[str]:
     )
     for when, ctx in trials:
         try:
-            json.loads(render_json(template, ctx))
+            parsers.loads(render_json(template, ctx))
         except RenderError:
             return []  # reported by the placeholder check
+        except parsers.JSONTooDeep:
+            limit = parsers.MAX_JSON_DEPTH
+            return [f"The body template nests deeper than {limit} levels; {limit} are allowed."]
         except ValueError as exc:
             return [f"The body template is not valid JSON once rendered {when}: {exc}."]
     return []

@@ -21,7 +21,15 @@ def broker_calls(request, monkeypatch):
 
 @pytest.fixture
 def api_user(django_user_model):
-    return django_user_model.objects.create_user("service", password="not-used")
+    """A service user that may do everything the API offers: every permission of the three
+    apps behind it, not a superuser, so permission checks still run. Who may do what, role by
+    role: tests/test_api_permissions.py."""
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("service", password="not-used")
+    apps = ("affiliates", "conversions", "postbacks")
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=apps))
+    return user
 
 
 @pytest.fixture

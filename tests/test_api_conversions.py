@@ -1,6 +1,7 @@
 """The conversion API: create (idempotent), change status, list with filters, read."""
 
 import io
+import os
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -246,13 +247,19 @@ def test_same_transaction_id_on_another_offer_is_a_new_conversion(api_client):
     assert Conversion.objects.count() == 2
 
 
+# RACE_ROUNDS and RACE_THREADS raise the race for the figure in docs/security-and-reliability.md.
+RACE_ROUNDS = int(os.environ.get("RACE_ROUNDS", "1"))
+RACE_THREADS = int(os.environ.get("RACE_THREADS", "4"))
+
+
 @pytest.mark.django_db(transaction=True)
-def test_identical_creates_racing_on_their_own_connections_store_one_conversion():
-    """Four clients retrying the same call at once, each on its own database connection: the
+@pytest.mark.parametrize("round_number", range(RACE_ROUNDS))
+def test_identical_creates_racing_on_their_own_connections_store_one_conversion(round_number):
+    """Clients retrying the same call at once, each on its own database connection: the
     unique constraint picks one winner and the others get its row (no error, no second row)."""
     postback = PostbackFactory(statuses=["pending"])
     click = ClickFactory(affiliate=postback.affiliate)
-    start = threading.Barrier(4)
+    start = threading.Barrier(RACE_THREADS)
     results, errors = [], []
 
     def client():
@@ -265,7 +272,7 @@ def test_identical_creates_racing_on_their_own_connections_store_one_conversion(
                         offer=click.offer,
                         click=click,
                         conversion_type=conversion_type("sale"),
-                        transaction_id="order-1",
+                        transaction_id=f"order-{round_number}",
                         currency="USD",
                     ),
                     source="api",
@@ -276,14 +283,14 @@ def test_identical_creates_racing_on_their_own_connections_store_one_conversion(
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=client) for _ in range(4)]
+    threads = [threading.Thread(target=client) for _ in range(RACE_THREADS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
 
     assert errors == []
-    assert sorted(created for _, created in results) == [False, False, False, True]
+    assert sorted(created for _, created in results) == [False] * (RACE_THREADS - 1) + [True]
     assert len({conversion.pk for conversion, _ in results}) == 1
     assert Conversion.objects.count() == 1
     assert ConversionStatusChange.objects.count() == 1
@@ -645,7 +652,8 @@ def test_bad_filter_values_are_400(api_client, params):
 
 def test_list_queries_do_not_grow_with_rows(api_client, django_assert_num_queries):
     create_via_service(transaction_id="first")
-    with django_assert_num_queries(4) as one_row:  # token, count, rows, history
+    # token, the user's and its groups' permissions, count, rows, history
+    with django_assert_num_queries(6) as one_row:
         api_client.get(URL)
     for n in range(5):
         create_via_service(transaction_id=f"more-{n}")

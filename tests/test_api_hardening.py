@@ -8,6 +8,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.throttling import SimpleRateThrottle
 
 from conversions.views import ConversionPixelView
+from trackdesk.permissions import ModelPermissions, RequiredPermissions
 
 from .factories import ClickFactory, OfferFactory
 
@@ -16,6 +17,9 @@ pytestmark = pytest.mark.django_db
 # Public by design: the advertiser's pixel (guarded by the offer's token). The tracking link
 # /t/ is a plain Django view, not an API view.
 PUBLIC_API_VIEWS = {ConversionPixelView}
+# Each refuses a caller without a login or token; which permission each view needs on top:
+# tests/test_api_permissions.py.
+PROTECTING = (IsAuthenticated, ModelPermissions, RequiredPermissions)
 
 
 def api_views(patterns=None, prefix=""):
@@ -39,7 +43,8 @@ def test_every_api_view_requires_authentication_except_the_pixel():
         if view in PUBLIC_API_VIEWS:
             assert AllowAny in permissions, route
         else:
-            assert IsAuthenticated in permissions, f"{route} ({view.__name__}) is not protected"
+            protected = any(issubclass(cls, PROTECTING) for cls in permissions)
+            assert protected, f"{route} ({view.__name__}) is not protected"
             assert view.authentication_classes, route
 
 

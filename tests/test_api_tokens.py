@@ -1,22 +1,35 @@
-"""Service tokens in admin: issued for a new service user, shown once, rotated, revoked."""
+"""Service tokens in admin: issued for a new service user with a role, shown once, rotated,
+revoked."""
 
 import re
 
 import pytest
+from django.contrib.auth.models import Group
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
+
+from postbacks.roles import MANAGERS, SERVICE
 
 pytestmark = pytest.mark.django_db
 
 
-def works(key: str) -> bool:
+def token_client(key: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    return client.get("/api/v1/affiliates/").status_code == 200
+    return client
 
 
-def issue(admin_client, service="shop"):
-    page = admin_client.post("/admin/authtoken/tokenproxy/add/", {"service": service})
+def works(key: str) -> bool:
+    return token_client(key).get("/api/v1/conversions/").status_code == 200
+
+
+def role_ids(*names) -> list[int]:
+    return list(Group.objects.filter(name__in=names).values_list("pk", flat=True))
+
+
+def issue(admin_client, service="shop", roles=(SERVICE,)):
+    form = {"service": service, "roles": role_ids(*roles)}
+    page = admin_client.post("/admin/authtoken/tokenproxy/add/", form)
     assert page.status_code == 200, page.content[:500]
     return page
 
@@ -28,6 +41,7 @@ def test_issuing_creates_a_passwordless_service_user_and_shows_a_working_key(adm
     assert works(token.key)
     assert not token.user.has_usable_password()
     assert not token.user.is_staff
+    assert list(token.user.groups.values_list("name", flat=True)) == [SERVICE]
 
 
 def test_key_is_not_shown_again_in_the_list_or_the_token_page(admin_client):
@@ -52,9 +66,33 @@ def test_admin_history_does_not_record_the_key(admin_client):
     assert token.key not in reprs and new.key not in reprs
 
 
+def test_a_conversion_api_token_records_conversions_but_cannot_touch_configuration(
+    admin_client,
+):
+    issue(admin_client)
+    client = token_client(Token.objects.get(user__username="shop").key)
+    assert client.post("/api/v1/conversions/", {}, format="json").status_code == 400
+    assert client.get("/api/v1/offers/").status_code == 403
+    assert client.post("/api/v1/postbacks/", {}, format="json").status_code == 403
+
+
+def test_a_token_with_the_managers_role_may_also_configure(admin_client):
+    issue(admin_client, roles=(SERVICE, MANAGERS))
+    client = token_client(Token.objects.get(user__username="shop").key)
+    assert client.get("/api/v1/offers/").status_code == 200
+    assert client.post("/api/v1/postbacks/", {}, format="json").status_code == 400
+
+
+def test_a_token_without_a_role_is_not_issued(admin_client):
+    page = admin_client.post("/admin/authtoken/tokenproxy/add/", {"service": "shop"})
+    assert "This field is required" in page.content.decode()
+    assert not Token.objects.exists()
+
+
 def test_second_token_for_the_same_service_is_refused(admin_client):
     issue(admin_client)
-    page = admin_client.post("/admin/authtoken/tokenproxy/add/", {"service": "shop"})
+    form = {"service": "shop", "roles": role_ids(SERVICE)}
+    page = admin_client.post("/admin/authtoken/tokenproxy/add/", form)
     assert "already has a token" in page.content.decode()
     assert Token.objects.filter(user__username="shop").count() == 1
 

@@ -200,7 +200,7 @@ NOT_IN_CATALOG = [
         "https://track.example.net/pb?click_id={click_id}&revenue={revenue}&status={status}"
         "&order_id={order_id}&cur=USD",
         "https://track.example.net/pb?click_id={affS1}&revenue={payout}&status={status}"
-        "&order_id={transactionId}&cur={currency}",
+        "&order_id={transactionId}&cur=USD",
     ),
     (
         "https://x.example/cb?p1={clickid}&p2={payout}&p3=[status]",
@@ -212,11 +212,11 @@ NOT_IN_CATALOG = [
     ),
     (
         "https://x.example/cb?s1=REPLACE&s2=OPTIONAL&goal=lead",
-        "https://x.example/cb?s1={affS1}&s2={affS2}&goal={conversionType}",
+        "https://x.example/cb?s1={affS1}&s2={affS2}&goal=lead",
     ),
     (
         "https://x.example/cb?clickId=[[[subid]]]&payment_sum=[[[payment_sum]]]&conversion_id=1",
-        "https://x.example/cb?clickId={affS1}&payment_sum={payout}&conversion_id={conversionId}",
+        "https://x.example/cb?clickId={affS1}&payment_sum={payout}&conversion_id=1",
     ),
 ]
 
@@ -249,6 +249,14 @@ def test_tokens_in_the_path_are_mapped():
     assert {m.location for m in analysis.mappings} == {"path"}
 
 
+def test_an_empty_token_in_the_path_is_flagged():
+    analysis = analyse("https://t.example.com/pb/{}/?clickid=REPLACE")
+
+    assert analysis.postback["url"] == "https://t.example.com/pb/%7B%7D/?clickid={affS1}"
+    assert not analysis.ok
+    assert any("'{}'" in problem for problem in analysis.problems)
+
+
 def test_unknown_token_in_the_path_is_flagged_and_kept_literally():
     analysis = analyse("https://t.example.com/<key>/postback?clickid=REPLACE")
 
@@ -271,14 +279,16 @@ def test_hash_tokens_are_values_not_a_fragment():
 
 
 def test_repeated_parameters_are_sent_once():
-    analysis = analyse("https://t.example.com/pb?clickid=REPLACE&CLICKID=REPLACE&sum=1")
+    analysis = analyse("https://t.example.com/pb?clickid=REPLACE&CLICKID=REPLACE&sum=OPTIONAL")
 
     assert analysis.postback["url"] == "https://t.example.com/pb?clickid={affS1}&sum={payout}"
     assert [m.state for m in analysis.mappings] == ["mapped", "dropped", "mapped"]
 
 
 def test_uppercase_and_camel_case_names_are_recognised():
-    analysis = analyse("https://t.example.com/pb?ClickID=REPLACE&PAYOUT=1&TxId=2&Currency=USD")
+    analysis = analyse(
+        "https://t.example.com/pb?ClickID=REPLACE&PAYOUT=OPTIONAL&TxId=[txid]&Currency={cur}"
+    )
 
     assert analysis.postback["url"] == (
         "https://t.example.com/pb?ClickID={affS1}&PAYOUT={payout}&TxId={transactionId}"
@@ -295,8 +305,9 @@ def test_already_encoded_tokens_are_read_decoded():
 def test_literal_values_keep_their_encoding():
     analysis = analyse("https://t.example.com/pb?clickid=REPLACE&note=a%20b%26c&cur=%E2%82%AC")
 
+    # A fixed value stays exactly as written, its encoding included (cur is no token here).
     assert analysis.postback["url"] == (
-        "https://t.example.com/pb?clickid={affS1}&note=a%20b%26c&cur={currency}"
+        "https://t.example.com/pb?clickid={affS1}&note=a%20b%26c&cur=%E2%82%AC"
     )
 
 
@@ -355,8 +366,9 @@ def test_placeholder_in_the_host_is_a_problem():
 
 
 def test_sale_amount_needs_the_revenue_setting():
-    refused = analyse("https://t.example.com/pb?clickid=1&sale_amount=2")
-    allowed = analyse("https://t.example.com/pb?clickid=1&sale_amount=2", allow_revenue=True)
+    pasted = "https://t.example.com/pb?clickid=REPLACE&sale_amount=OPTIONAL"
+    refused = analyse(pasted)
+    allowed = analyse(pasted, allow_revenue=True)
 
     assert not refused.ok
     assert allowed.postback["url"].endswith("sale_amount={saleAmount}")
@@ -476,7 +488,7 @@ def test_odd_input_that_cannot_be_created_says_why(pasted, problem):
         ),
         (
             "https://t.example.com/pb?clickid=REPLACE&clickid=2&ClickId=3&payout=1&payout=2",
-            "https://t.example.com/pb?clickid={affS1}&payout={payout}",
+            "https://t.example.com/pb?clickid={affS1}&payout=1",
         ),
         (
             "HTTPS://T.EXAMPLE.COM/PB?CLICKID=REPLACE&PAYOUT=OPTIONAL",
@@ -485,10 +497,6 @@ def test_odd_input_that_cannot_be_created_says_why(pasted, problem):
         (
             "https://t.example.com/conv/{clickid}/{affS2}?sum=%24%7Bsum%7D",
             "https://t.example.com/conv/{affS1}/{affS2}?sum={payout}",
-        ),
-        (
-            "https://t.example.com/pb/{}/?clickid=REPLACE",
-            "https://t.example.com/pb/%7B%7D/?clickid={affS1}",
         ),
         (
             "https://bücher.example/pb?clickid=REPLACE",
@@ -764,3 +772,209 @@ def test_api_is_in_the_openapi_schema(api_client):
     assert "PostbackAnalysis" in text
     if schema:
         assert "post" in schema["paths"]["/api/v1/postbacks/assistant/"]
+
+
+# Issue 11: a documented template is never mangled.
+
+
+@pytest.mark.parametrize(
+    ("pasted", "template"),
+    [
+        (
+            "https://t.example.com/pb?clickid=REPLACE&type=Upsell&goal=1&sum=25&cur=EUR",
+            "https://t.example.com/pb?clickid={affS1}&type=Upsell&goal=1&sum=25&cur=EUR",
+        ),
+        (
+            "https://t.example.com/pb?clickid=REPLACE&status=lead&payout=10.5&txid=abc-1",
+            "https://t.example.com/pb?clickid={affS1}&status=lead&payout=10.5&txid=abc-1",
+        ),
+    ],
+)
+def test_fixed_values_stay_as_written_whatever_the_parameter_is_called(pasted, template):
+    analysis = analyse(pasted)
+
+    assert analysis.postback["url"] == template
+    assert analysis.ok, analysis.problems
+    assert {m.state for m in analysis.mappings if m.parameter != "clickid"} == {"kept"}
+
+
+@pytest.mark.parametrize("name", ["uid", "nid", "account", "key", "advertiser_id", "secure"])
+def test_account_parameters_are_never_mapped_onto_transaction_ids(name):
+    fixed = analyse(f"https://t.example.com/pb?clickid=REPLACE&{name}=77")
+    token = analyse(f"https://t.example.com/pb?clickid=REPLACE&{name}=REPLACE")
+
+    assert fixed.postback["url"].endswith(f"&{name}=77")
+    assert fixed.ok, fixed.problems
+    assert token.postback["url"].endswith(f"&{name}=REPLACE")
+    assert "{transactionId}" not in token.postback["url"]
+    assert not token.ok
+    assert any(f"'{name}'" in problem for problem in token.problems)
+
+
+def test_an_account_parameter_carrying_a_click_id_token_is_the_click_id():
+    analysis = analyse("https://t.example.com/log?action=conversion&key={externalid}")
+
+    assert analysis.postback["url"] == "https://t.example.com/log?action=conversion&key={affS1}"
+
+
+def test_triple_hash_is_a_token_not_a_fragment():
+    analysis = analyse("https://t.example.com/pb?clickid=###&payout=###&zone=###&sub2=x")
+
+    assert analysis.postback["url"] == (
+        "https://t.example.com/pb?clickid={affS1}&payout={payout}&zone=%23%23%23&sub2=x"
+    )
+    assert not analysis.ok
+    assert any("'zone'" in problem for problem in analysis.problems)
+
+
+@pytest.mark.parametrize(
+    ("token", "placeholder"),
+    [
+        ("{clickid}", "{affS1}"),
+        ("{{clickid}}", "{affS1}"),
+        ("[clickid]", "{affS1}"),
+        ("#clickid#", "{affS1}"),
+        ("###", "{affS1}"),
+        ("!!!clickid!!!", "{affS1}"),
+        ("%clickid%", "{affS1}"),
+        ("$clickid", "{affS1}"),
+        ("${clickid}", "{affS1}"),
+        ("[=SID=]", "{affS1}"),
+        ("[[subid]]", "{affS1}"),
+        ("REPLACE", "{affS1}"),
+        ("OPTIONAL", "{affS1}"),
+        ("{}", "{affS1}"),
+        ("CLICK_ID", "{affS1}"),
+        ("YOUR_CLICK_ID", "{affS1}"),
+    ],
+)
+def test_every_documented_token_form_is_recognised(token, placeholder):
+    analysis = analyse(f"https://t.example.com/pb?cid={token}&note=fixed")
+
+    assert analysis.postback["url"] == f"https://t.example.com/pb?cid={placeholder}&note=fixed"
+    assert analysis.ok, analysis.problems
+
+
+@pytest.mark.parametrize(
+    ("pasted", "parameter"),
+    [
+        ("https://t.example.com/pb?clickid=REPLACE&p1={}", "p1"),
+        ("https://t.example.com/pb?clickid=REPLACE&zone=ZONE_ID", "zone"),
+        ("https://t.example.com/pb?clickid=REPLACE&x=EVENT_ID", "x"),
+        ("https://t.example.com/pb?clickid=REPLACE&ev=!!!zone!!!", "ev"),
+    ],
+)
+def test_a_token_that_cannot_be_mapped_is_a_problem_naming_its_parameter(pasted, parameter):
+    analysis = analyse(pasted)
+
+    assert not analysis.ok
+    assert any(f"'{parameter}'" in problem for problem in analysis.problems)
+
+
+def test_an_event_name_token_is_the_conversion_type():
+    analysis = analyse("https://t.example.com/postback?cid=REPLACE&et=EVENT_NAME")
+
+    assert (
+        analysis.postback["url"] == "https://t.example.com/postback?cid={affS1}&et={conversionType}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "parameter"),
+    [
+        ("APPROVED", "status"),  # a fixed status, or a macro without delimiters?
+        ("aff_{clickid}", "sub3"),  # text around a token
+        ("{a}-{b}", "sub3"),
+        ("status", "status"),  # the parameter's own name
+    ],
+)
+def test_a_value_that_could_be_token_or_fixed_is_a_problem(value, parameter):
+    analysis = analyse(f"https://t.example.com/pb?clickid=REPLACE&{parameter}={value}")
+
+    assert not analysis.ok
+    assert any(
+        f"'{parameter}'" in problem and "token or a fixed value" in problem
+        for problem in analysis.problems
+    ), analysis.problems
+
+
+def test_keep_sends_a_parameter_exactly_as_written():
+    pasted = "https://t.example.com/pb?clickid=REPLACE&status=APPROVED&sub3=aff_{x}"
+
+    analysis = analyse(pasted, keep=["STATUS", "sub3"])
+
+    assert analysis.ok, analysis.problems
+    assert analysis.postback["url"] == (
+        "https://t.example.com/pb?clickid={affS1}&status=APPROVED&sub3=aff_%7Bx%7D"
+    )
+
+
+def test_a_currency_code_is_a_fixed_value():
+    analysis = analyse("https://t.example.com/pb?clickid=REPLACE&currency=USD")
+
+    assert analysis.postback["url"].endswith("&currency=USD")
+    assert analysis.ok, analysis.problems
+
+
+@pytest.mark.django_db
+def test_api_create_saves_the_proposal_once_and_then_returns_it(api_client):
+    conversion_type("sale")
+    affiliate = AffiliateFactory()
+    request = {
+        "url": "https://acme.rdtk.io/postback?clickid=REPLACE&sum=OPTIONAL",
+        "affiliate": affiliate.pk,
+        "create": True,
+    }
+
+    first = api_client.post(ASSISTANT_URL, request, format="json")
+    second = api_client.post(ASSISTANT_URL, request, format="json")
+
+    assert first.status_code == 201, first.content
+    assert first.json()["created"] is True
+    assert second.status_code == 200
+    assert second.json()["created"] is False
+    assert second.json()["existing_postback"]["id"] == first.json()["existing_postback"]["id"]
+    assert affiliate.postbacks.count() == 1
+    postback = affiliate.postbacks.get()
+    assert postback.url == "https://acme.rdtk.io/postback?clickid={affS1}&sum={payout}"
+    assert postback.active is False
+
+
+@pytest.mark.django_db
+def test_api_analysis_names_the_affiliates_existing_postback(api_client):
+    affiliate = AffiliateFactory()
+    existing = PostbackFactory(
+        affiliate=affiliate, url="https://acme.rdtk.io/postback?clickid={affS1}", method="GET"
+    )
+    request = {"url": "https://acme.rdtk.io/postback?clickid=REPLACE", "affiliate": affiliate.pk}
+
+    body = api_client.post(ASSISTANT_URL, request, format="json").json()
+
+    assert body["existing_postback"]["id"] == existing.pk
+    assert body["created"] is False
+
+
+@pytest.mark.django_db
+def test_api_create_refuses_a_proposal_with_problems(api_client):
+    affiliate = AffiliateFactory()
+    request = {
+        "url": "https://t.example.com/pb?clickid=REPLACE&key=REPLACE",
+        "affiliate": affiliate.pk,
+        "create": True,
+    }
+
+    response = api_client.post(ASSISTANT_URL, request, format="json")
+
+    assert response.status_code == 422
+    assert any("'key'" in problem for problem in response.json()["problems"])
+    assert not affiliate.postbacks.exists()
+
+
+@pytest.mark.django_db
+def test_api_create_needs_an_affiliate(api_client):
+    request = {"url": "https://t.example.com/pb?clickid=REPLACE", "create": True}
+
+    response = api_client.post(ASSISTANT_URL, request, format="json")
+
+    assert response.status_code == 400
+    assert "affiliate" in response.json()

@@ -253,3 +253,48 @@ def test_refused_destinations_offer_no_create_button(admin_client, affiliate, se
     assert "Create postback (inactive)" not in content
     assert response.status_code == 200
     assert not Postback.objects.exists()
+
+
+def test_creating_the_same_proposal_twice_opens_the_existing_postback(admin_client, affiliate):
+    first = _create(admin_client, affiliate)
+    second = _create(admin_client, affiliate, follow=True)
+
+    assert Postback.objects.filter(affiliate=affiliate).count() == 1
+    postback = Postback.objects.get(affiliate=affiliate)
+    assert first["Location"] == reverse("admin:postbacks_postback_change", args=[postback.pk])
+    assert second.redirect_chain[-1][0] == first["Location"]
+    assert "already has this postback" in second.content.decode()
+
+
+def test_the_analysis_offers_the_existing_postback_instead_of_a_create_button(
+    admin_client, affiliate
+):
+    _create(admin_client, affiliate)
+    postback = Postback.objects.get(affiliate=affiliate)
+
+    query = {"affiliate": affiliate.pk, "url": REDTRACK_URL, "click_field": "affS1"}
+    content = admin_client.get(reverse(ASSISTANT), query).content.decode()
+
+    assert "already has this postback" in content
+    assert reverse("admin:postbacks_postback_change", args=[postback.pk]) in content
+    assert 'name="create"' not in content
+
+
+def test_another_affiliate_may_get_the_same_postback(admin_client, affiliate):
+    _create(admin_client, affiliate)
+    _create(admin_client, AffiliateFactory())
+
+    assert Postback.objects.count() == 2
+
+
+def test_keep_as_written_settles_a_value_that_could_be_either(admin_client, affiliate):
+    url = "https://track.example.net/pb?clickid=REPLACE&status=APPROVED"
+    refused = _create(admin_client, affiliate, url=url)
+    created = _create(admin_client, affiliate, url=url, keep="status")
+
+    assert refused.status_code == 200  # the page again, with the problem
+    assert "could be a token or a fixed value" in html.unescape(refused.content.decode())
+    assert created.status_code == 302
+    assert (
+        Postback.objects.get().url == "https://track.example.net/pb?clickid={affS1}&status=APPROVED"
+    )

@@ -4,13 +4,15 @@ import threading
 from collections import Counter
 from concurrent.futures import Future
 from datetime import timedelta
+from decimal import InvalidOperation
 
 import pytest
-from django.db import connection
+from django.db import DataError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from postbacks.delivery import batch, tasks
+from demo.sink import Sink
+from postbacks.delivery import batch, queue, tasks
 from postbacks.delivery.queue import (
     send_to_broker as real_send_to_broker,
 )  # before the fixture patches it
@@ -263,19 +265,29 @@ def test_an_open_breaker_defers_a_batch_without_sending_or_using_retries(breaker
     }
 
 
-def test_half_open_sends_one_probe_per_batch_and_its_success_closes(breaker_on):
+def test_half_open_sends_one_probe_per_batch_and_its_success_lets_the_rest_go(breaker_on):
     EndpointHealth.objects.create(
         host="tracker.example.com:443",
         consecutive_failures=3,
         opened_until=timezone.now() - timedelta(seconds=1),
     )
     make_deliveries(4)
-    sender = FakeSender()
-    batch.drain(sender=sender)
-    assert len(sender.calls) == 1  # the probe; the others wait for its outcome
+    backed_off_at_send = []
+
+    class Watching(FakeSender):
+        def submit(self, method, url, headers, body=""):
+            health = EndpointHealth.objects.get(host="tracker.example.com:443")
+            backed_off_at_send.append(health.opened_until is not None)
+            return super().submit(method, url, headers, body)
+
+    batch.drain(sender=Watching())
+
+    # The probe went alone while the breaker was half-open; the others, which waited for its
+    # outcome, went in the same drain once it had closed the breaker.
+    assert backed_off_at_send == [True, False, False, False]
     health = EndpointHealth.objects.get(host="tracker.example.com:443")
     assert health.consecutive_failures == 0 and health.opened_until is None
-    assert Delivery.objects.filter(state=DeliveryState.PENDING, attempts=0).count() == 3
+    assert Delivery.objects.filter(state=DeliveryState.SUCCESS, attempts=1).count() == 4
 
 
 def test_a_success_after_failures_in_one_batch_ends_the_streak(breaker_on):
@@ -356,3 +368,132 @@ def test_slots_are_keyed_like_the_breaker(settings):
     assert key("https://hang.example.com/a") == "hang.example.com:443"
     assert key("http://hang.example.com/a") == "hang.example.com:80"
     assert key("https://hang.example.com:8443/a") == "hang.example.com:8443"
+
+
+# --- nothing sent goes unrecorded (real sink, real concurrent sender) ------------------------
+
+
+@pytest.fixture
+def to_loopback(settings, broker_calls):
+    settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    settings.POSTBACK_RETRY_SCHEDULE = [60]
+    return broker_calls
+
+
+def later_sweeps_send_nothing_again() -> int:
+    """What the sweeper and its task would do once every claim has expired; returns attempts."""
+    past = timezone.now() - timedelta(seconds=1)
+    Delivery.objects.filter(claimed_until__isnull=False).update(claimed_until=past)
+    queue.sweep()
+    return batch.drain()
+
+
+def ids_received(*sinks) -> Counter:
+    return Counter(r.headers["X-Postback-Id"] for sink in sinks for r in sink.requests)
+
+
+def test_a_delivery_that_cannot_be_rendered_fails_alone_while_others_are_in_flight(
+    to_loopback, monkeypatch
+):
+    """An unforeseen exception while rendering one delivery (the InvalidOperation an
+    overflowing amount raised) is that delivery's failed attempt, retried on the schedule; the
+    requests already in flight are recorded and never sent again."""
+    from postbacks.delivery import single
+
+    renders = Counter()
+
+    def render_request(*args, **kwargs):
+        renders["calls"] += 1
+        if renders["calls"] == 4:  # three requests are out by now (the sink answers slowly)
+            raise InvalidOperation([InvalidOperation])
+        return real_render_request(*args, **kwargs)
+
+    real_render_request = single.render_request
+    monkeypatch.setattr(single, "render_request", render_request)
+    with Sink() as sink:
+        sink.behaviour.delay = 0.3
+        make_deliveries(6, url=sink.url + "/pb?c={affS1}")
+
+        assert batch.drain() == 6
+        assert later_sweeps_send_nothing_again() == 0
+
+    assert sorted(ids_received(sink).values()) == [1] * 5
+    bad = Delivery.objects.get(state=DeliveryState.RETRYING)
+    (attempt,) = bad.attempt_log.all()
+    assert attempt.error.startswith("Not sent: rendering failed: InvalidOperation")
+    assert str(bad.uid) not in ids_received(sink)
+    assert Delivery.objects.filter(state=DeliveryState.SUCCESS).count() == 5
+    assert DeliveryAttempt.objects.count() == 6
+    # Our error, not the endpoint's: the breaker did not count it.
+    assert not EndpointHealth.objects.filter(consecutive_failures__gt=0).exists()
+
+
+def test_an_error_of_the_drain_records_the_requests_in_flight_before_it_ends_the_drain(
+    to_loopback, monkeypatch
+):
+    from postbacks.delivery import breaker
+
+    real_record_outcomes = breaker.record_outcomes
+    calls = Counter()
+
+    def record_outcomes(outcomes):
+        calls["n"] += 1
+        if calls["n"] == 1:  # the fast endpoint's answers; the slow one's are in flight
+            raise RuntimeError("the breaker's table is locked")
+        real_record_outcomes(outcomes)
+
+    monkeypatch.setattr(breaker, "record_outcomes", record_outcomes)
+    with Sink() as fast, Sink(host="127.0.0.2") as slow:
+        slow.behaviour.delay = 0.5
+        make_deliveries(4, url=fast.url + "/pb?c={affS1}")
+        make_deliveries(4, url=slow.url + "/pb?c={affS1}")
+
+        with pytest.raises(RuntimeError, match="locked"):
+            batch.drain()
+        assert later_sweeps_send_nothing_again() == 0
+
+    assert sorted(ids_received(fast, slow).values()) == [1] * 8
+    assert Delivery.objects.filter(state=DeliveryState.SUCCESS, attempts=1).count() == 8
+    assert DeliveryAttempt.objects.filter(response_status=200).count() == 8
+
+
+def test_a_response_the_database_cannot_store_as_is_is_recorded(to_loopback):
+    """A NUL in a response body (PostgreSQL refuses it in text) once failed the whole batch's
+    bulk insert, so every request in it was sent again after its claim expired."""
+    with Sink() as sink:
+        sink.behaviour.body = "ok\x00"
+        make_deliveries(3, url=sink.url + "/pb?c={affS1}")
+        assert batch.drain() == 3
+        assert later_sweeps_send_nothing_again() == 0
+    assert sorted(ids_received(sink).values()) == [1] * 3
+    assert set(DeliveryAttempt.objects.values_list("response_body", flat=True)) == {"ok\ufffd"}
+
+
+def test_rows_refused_in_bulk_are_recorded_one_by_one_without_what_the_database_refuses(
+    monkeypatch,
+):
+    from postbacks.models import DeliveryAttempt as Attempt
+
+    def refuse(*args, **kwargs):
+        raise DataError("value too long for the bulk insert")
+
+    real_save, saves = Attempt.save, Counter()
+
+    def save_refusing_the_first(self, *args, **kwargs):
+        saves["n"] += 1
+        if saves["n"] == 1:
+            raise DataError("cannot store this response")
+        real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Attempt.objects, "bulk_create", refuse)
+    monkeypatch.setattr(Attempt, "save", save_refusing_the_first)
+    make_deliveries(3)
+
+    assert batch.drain(sender=FakeSender(HttpResult(status=200, body="fine"))) == 3
+
+    assert Delivery.objects.filter(state=DeliveryState.SUCCESS).count() == 3
+    bodies = sorted(Attempt.objects.values_list("response_body", flat=True))
+    assert bodies == ["", "fine", "fine"]
+    assert "response not logged: DataError: cannot store this response" in (
+        Attempt.objects.get(response_body="").error
+    )

@@ -1,5 +1,6 @@
 """Endpoint isolation: a failing endpoint is backed off, probed, closed again, or paused."""
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -138,7 +139,8 @@ def test_an_open_breaker_does_not_hold_back_other_endpoints(seam):
     assert healthy.state == DeliveryState.SUCCESS
 
 
-def test_half_open_lets_one_probe_through_and_success_closes(seam):
+def test_half_open_lets_one_probe_through_and_success_closes(seam, broker_calls, settings):
+    settings.POSTBACK_CONCURRENT_DISPATCH = False  # a task per delivery: each one is queued
     *failing, first, second = deliveries(DOWN, 5)
     for d in failing + [first]:
         attempt_delivery(d.pk)  # the 4th is deferred
@@ -153,16 +155,16 @@ def test_half_open_lets_one_probe_through_and_success_closes(seam):
 
     second.refresh_from_db()
     assert len(seam.calls) == calls_before + 1  # the probe only
-    assert second.attempts == 0 and second.next_attempt_at > timezone.now()
-    assert not second.attempt_log.exists()
+    assert second.attempts == 0 and not second.attempt_log.exists()
     assert health().opened_until is None and health().consecutive_failures == 0
-    Delivery.objects.filter(pk=second.pk).update(next_attempt_at=timezone.now())  # its wait over
+    # The probe's success ends the wait of the delivery that waited for it: due and queued now.
+    assert second.next_attempt_at <= timezone.now() and second.pk in broker_calls
     attempt_delivery(second.pk)
     second.refresh_from_db()
     assert second.state == DeliveryState.SUCCESS
 
 
-def test_a_failed_probe_backs_off_twice_as_long(seam):
+def test_a_failed_probe_soon_after_opening_backs_off_for_the_first_back_off_again(seam):
     *failing, probe = deliveries(DOWN, 4)
     for d in failing:
         attempt_delivery(d.pk)
@@ -172,7 +174,116 @@ def test_a_failed_probe_backs_off_twice_as_long(seam):
     probe.refresh_from_db()
     assert probe.attempts == 1 and probe.attempt_log.count() == 1
     wait = (health().opened_until - before).total_seconds()
-    assert 59 <= wait <= 61
+    assert 29 <= wait <= 31 and not health().probing
+
+
+@pytest.mark.parametrize("backed_off_minutes, wait", [(20, 300), (600, 3600)])
+def test_a_failed_probe_backs_off_a_quarter_of_the_time_backed_off_up_to_the_cap(
+    seam, backed_off_minutes, wait
+):
+    (probe,) = deliveries(DOWN, 1)
+    now = timezone.now()
+    EndpointHealth.objects.create(
+        host="down.example.com:443",
+        consecutive_failures=40,
+        first_failure_at=now - timedelta(minutes=backed_off_minutes),
+        opened_at=now - timedelta(minutes=backed_off_minutes),
+        opened_until=now - timedelta(seconds=1),
+    )
+    attempt_delivery(probe.pk)
+    assert wait - 1 <= (health().opened_until - now).total_seconds() <= wait + 1
+
+
+def test_concurrent_failures_back_off_for_the_first_back_off_not_the_longest(seam):
+    """16 requests out at once when the endpoint went down (8 in flight per process, two
+    processes) fail together: the breaker opens for POSTBACK_BREAKER_COOLDOWN, and failures
+    finishing after it opened do not back it off further; only a failed probe does."""
+    made = deliveries(DOWN, 1)
+    (d,) = made
+    d.last_error = "HTTP 503: the receiver did not accept the postback."
+    failure = HttpResult(status=503)
+    before = timezone.now()
+
+    breaker.record_outcomes([(d, failure)] * 16)  # one tick of one process's batch
+    opened_until = health().opened_until
+    breaker.record_outcomes([(d, failure)] * 8)  # the next tick, or the other process
+    for _ in range(8):  # one delivery at a time (concurrent dispatch off), workers at once
+        breaker.record_outcome(d, failure)
+
+    assert 29 <= (opened_until - before).total_seconds() <= 31
+    assert health().opened_until == opened_until and health().consecutive_failures == 32
+
+
+def test_a_successful_probe_lets_the_whole_backlog_go_at_once(seam, broker_calls, settings):
+    """The endpoint is back: the deliveries set aside for it and the retries of the failures
+    during the outage become due and are queued, not left to the retry schedule."""
+    settings.POSTBACK_CONCURRENT_DISPATCH = False  # a task per delivery: each one is queued
+    *failing, waiting = deliveries(DOWN, 4)
+    for d in failing:
+        attempt_delivery(d.pk)  # three failures: retries a minute from now; the breaker opens
+    attempt_delivery(waiting.pk)  # set aside until the breaker half-opens
+    (elsewhere,) = deliveries(UP, 1)
+    Delivery.objects.filter(pk=elsewhere.pk).update(
+        state=DeliveryState.RETRYING, next_attempt_at=timezone.now() + timedelta(hours=1)
+    )
+    (probe,) = deliveries(DOWN, 1)
+    EndpointHealth.objects.update(opened_until=timezone.now() - timedelta(seconds=1))
+    seam.answers.clear()
+    broker_calls.clear()
+
+    attempt_delivery(probe.pk)
+
+    now = timezone.now()
+    backlog = Delivery.objects.filter(pk__in=[d.pk for d in [*failing, waiting]])
+    assert all(d.next_attempt_at <= now for d in backlog)
+    assert sorted(broker_calls) == sorted(d.pk for d in backlog)
+    assert Delivery.objects.get(pk=elsewhere.pk).next_attempt_at > now  # another endpoint's
+    assert backlog.filter(attempts=1).count() == 3  # no attempt made or given back meanwhile
+
+
+def test_at_half_open_the_longest_waiting_delivery_is_queued_as_the_probe(seam, broker_calls):
+    failing = deliveries(DOWN, 3)
+    for d in failing:
+        attempt_delivery(d.pk)  # each waits for its retry, a minute after its failure
+    host = "down.example.com:443"
+    assert breaker.queue_probe(host) == []  # backed off: not yet
+    EndpointHealth.objects.update(opened_until=timezone.now() - timedelta(seconds=1))
+
+    first, *others = Delivery.objects.order_by("next_attempt_at")  # retry times have jitter
+
+    assert breaker.queue_probe(host) == [first.pk]
+
+    assert broker_calls == [first.pk]
+    assert Delivery.objects.get(pk=first.pk).next_attempt_at <= timezone.now()
+    assert all(d.next_attempt_at > timezone.now() for d in others)
+    attempt_delivery(first.pk)  # the task it queued sends the probe, which fails
+    assert len(seam.calls) == 4 and health().opened_until > timezone.now()
+
+
+def test_a_worker_process_that_opens_the_breaker_queues_the_probe_when_it_half_opens(
+    seam, monkeypatch, settings
+):
+    """Without the nudge the probe would wait for the sweeper's next run (up to 90 s late)."""
+    from django_q.signals import pre_execute
+
+    settings.POSTBACK_BREAKER_COOLDOWN = 0.2
+    woken = threading.Event()
+    monkeypatch.setattr(breaker, "queue_probe", lambda host: woken.set())
+    monkeypatch.setattr(breaker, "_runs_tasks", False)  # restored afterwards
+    (d,) = deliveries(DOWN, 1)
+    failure = HttpResult(status=503)
+    for _ in range(3):
+        breaker.record_outcome(d, failure)
+    assert health().opened_until and not breaker._timers  # not a process that runs tasks
+    EndpointHealth.objects.all().delete()
+
+    pre_execute.send(sender="django_q", func=None, task={})  # as django-q2's worker does
+    for _ in range(3):
+        breaker.record_outcome(d, failure)
+
+    assert "down.example.com:443" in breaker._timers
+    assert woken.wait(5)
+    breaker._timers.clear()
 
 
 def test_refusals_and_test_sends_do_not_count_against_the_endpoint(seam):

@@ -1,12 +1,14 @@
 """One attempt of one delivery: claim, send through the seam, record, retry or finish."""
 
 from datetime import timedelta
+from decimal import InvalidOperation
 
 import pytest
+from django.db import DataError
 from django.utils import timezone
 
 from postbacks.delivery import queue, single, tasks
-from postbacks.models import Delivery, DeliveryState
+from postbacks.models import Delivery, DeliveryState, EndpointHealth
 from postbacks.transport.policy import HttpResult
 from tests.factories import ConversionFactory, PostbackFactory
 
@@ -160,6 +162,55 @@ def test_missing_exchange_rate_fails_with_a_clear_error_and_sends_nothing(seam, 
     assert delivery.state == DeliveryState.FAILED
     assert "exchange rate" in delivery.last_error.lower()
     assert delivery.attempt_log.get().error == delivery.last_error
+
+
+def test_an_unforeseen_error_while_rendering_is_a_failed_attempt_retried_later(
+    seam, delivery, monkeypatch, settings
+):
+    settings.POSTBACK_BREAKER_THRESHOLD = 1
+
+    def overflowing(*args, **kwargs):
+        raise InvalidOperation([InvalidOperation])
+
+    monkeypatch.setattr(single, "render_request", overflowing)
+    single.attempt_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    assert seam.calls == []
+    assert delivery.state == DeliveryState.RETRYING and delivery.claimed_until is None
+    assert delivery.last_error.startswith("Not sent: rendering failed: InvalidOperation")
+    assert delivery.attempt_log.get().error == delivery.last_error
+    assert not EndpointHealth.objects.exists()  # our error, not the endpoint's
+
+
+def test_an_error_in_the_sender_is_a_failed_attempt(delivery, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("pool closed")
+
+    monkeypatch.setattr("postbacks.transport.requests_sender.send", broken)
+    single.attempt_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.RETRYING
+    assert delivery.attempt_log.get().error == "Sending failed: RuntimeError: pool closed"
+
+
+def test_a_response_the_database_refuses_is_recorded_without_it(seam, delivery, monkeypatch):
+    from postbacks.models import DeliveryAttempt
+
+    real_save, saves = DeliveryAttempt.save, []
+
+    def refuse_once(self, *args, **kwargs):
+        saves.append(self.response_body)
+        if len(saves) == 1:
+            raise DataError("cannot store this response")
+        real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(DeliveryAttempt, "save", refuse_once)
+    single.attempt_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.SUCCESS  # recorded: not sent again
+    attempt = delivery.attempt_log.get()
+    assert attempt.response_status == 200 and attempt.response_body == ""
+    assert "response not logged: DataError: cannot store this response" in attempt.error
 
 
 def test_deactivated_postback_is_not_sent(seam, delivery):

@@ -42,6 +42,24 @@ def test_form_bodies_json_bodies_and_error_texts_are_masked():
     assert "Zm9v" not in mask_text(error)
 
 
+@pytest.mark.parametrize(
+    ("body", "masked"),
+    [
+        ('{"key": 55555}', f'{{"key": "{MASK}"}}'),
+        ('{"apiKey":-1.5e3,"n":5}', f'{{"apiKey":"{MASK}","n":5}}'),
+        ('{"token": true, "ok": false}', f'{{"token": "{MASK}", "ok": false}}'),
+        ('{"secret": [1, "a]b"], "id": 7}', f'{{"secret": "{MASK}", "id": 7}}'),
+        ('{"auth": {"user": "u", "n": 1}}', f'{{"auth": "{MASK}"}}'),
+    ],
+)
+def test_non_string_json_values_under_secret_names_are_masked(body, masked):
+    assert mask_text(body) == masked
+
+
+def test_null_under_a_secret_name_is_left_alone():
+    assert mask_text('{"password": null}') == '{"password": null}'
+
+
 def test_secret_headers_are_masked():
     headers = {"X-Api-Key": "k", "Authorization": "Bearer t", "Content-Type": "text/plain"}
     assert mask_headers(headers) == {

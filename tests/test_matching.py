@@ -1,13 +1,17 @@
 """Which postbacks fire for a conversion event, and that each fires once."""
 
+from decimal import Decimal
+
 import pytest
+from django.db import IntegrityError, transaction
 
 from conversions import services
-from conversions.models import ConversionStatus, StatusChangeSource
+from conversions.models import ConversionStatus, ConversionStatusChange, StatusChangeSource
 from postbacks.matching import create_deliveries, matching_postbacks
 from postbacks.models import Delivery, Scope
 from tests.factories import (
     AffiliateFactory,
+    ClickFactory,
     ConversionFactory,
     OfferFactory,
     PostbackFactory,
@@ -72,13 +76,15 @@ def test_offer_scope_covers_only_listed_offers(conversion):
     assert matching_postbacks(other, "pending") == []
 
 
-def test_same_event_twice_creates_one_delivery(conversion):
+def test_a_status_change_fires_each_postback_once(conversion):
     PostbackFactory(affiliate=conversion.affiliate)
-    first = create_deliveries(conversion, "pending")
-    second = create_deliveries(conversion, "pending")
-    assert len(first) == 1
-    assert second == first  # the same row, still waiting: enqueueing it again is harmless
-    assert Delivery.objects.count() == 1
+    change = ConversionStatusChange.objects.create(
+        conversion=conversion, to_status="pending", source=StatusChangeSource.API
+    )
+    assert len(create_deliveries(conversion, change)) == 1
+    with pytest.raises(IntegrityError), transaction.atomic():
+        create_deliveries(conversion, change)  # the same change announced again
+    assert Delivery.objects.get().status_change == change
 
 
 def _new_conversion(affiliate, offer, *, status="pending", transaction_id="T-1"):
@@ -131,8 +137,6 @@ def test_status_change_to_approved_fires_once(django_capture_on_commit_callbacks
 def test_nothing_is_enqueued_when_the_transaction_rolls_back(
     django_capture_on_commit_callbacks, broker_calls
 ):
-    from django.db import transaction
-
     postback = PostbackFactory()
     with (
         django_capture_on_commit_callbacks(execute=True),
@@ -143,3 +147,61 @@ def test_nothing_is_enqueued_when_the_transaction_rolls_back(
         raise RuntimeError("the request failed after the write")
     assert Delivery.objects.count() == 0
     assert broker_calls == []
+
+
+def test_approved_rejected_approved_sends_three_postbacks(
+    django_capture_on_commit_callbacks, broker_calls
+):
+    postback = PostbackFactory(statuses=["approved", "rejected"])
+    conversion, _ = _new_conversion(postback.affiliate, OfferFactory())
+    with django_capture_on_commit_callbacks(execute=True):
+        for status in ("approved", "rejected", "approved"):
+            services.update_conversion(conversion, source="api", status=status)
+    deliveries = list(Delivery.objects.order_by("status_change_id"))
+    assert [d.status for d in deliveries] == ["approved", "rejected", "approved"]
+    assert [d.status_change.to_status for d in deliveries] == ["approved", "rejected", "approved"]
+    assert broker_calls == [d.pk for d in deliveries]
+
+
+def test_setting_the_status_a_conversion_has_sends_nothing(
+    django_capture_on_commit_callbacks, broker_calls
+):
+    postback = PostbackFactory(statuses=["pending", "approved"])
+    conversion, _ = _new_conversion(postback.affiliate, OfferFactory())
+    with django_capture_on_commit_callbacks(execute=True):
+        services.update_conversion(conversion, source="api", status="pending")
+        services.update_conversion(conversion, source="api", status="pending", payout=Decimal("1"))
+    assert conversion.status_changes.count() == 1  # its creation
+    assert Delivery.objects.count() == 1 and broker_calls == []
+
+
+def test_repeated_api_calls_send_nothing_extra(
+    api_client, django_capture_on_commit_callbacks, broker_calls
+):
+    postback = PostbackFactory(statuses=["pending", "approved"])
+    click = ClickFactory(affiliate=postback.affiliate)
+    body = {"cid": click.cid, "conversion_type": "sale", "transaction_id": "order-7"}
+    with django_capture_on_commit_callbacks(execute=True):
+        first = api_client.post("/api/v1/conversions/", body, format="json")
+        assert first.status_code == 201, first.content
+        assert api_client.post("/api/v1/conversions/", body, format="json").status_code == 200
+        url = f"/api/v1/conversions/{first.json()['id']}/"
+        for _ in range(2):
+            answer = api_client.patch(url, {"status": "approved"}, format="json")
+            assert answer.status_code == 200
+    assert sorted(Delivery.objects.values_list("status", flat=True)) == ["approved", "pending"]
+    assert len(broker_calls) == 2
+
+
+def test_bulk_ingest_links_each_delivery_to_its_status_change(api_client, broker_calls):
+    postback = PostbackFactory(statuses=["pending"])
+    click = ClickFactory(affiliate=postback.affiliate)
+    items = [
+        {"cid": click.cid, "conversion_type": "sale", "transaction_id": f"bulk-{n}"}
+        for n in range(3)
+    ]
+    response = api_client.post("/api/v1/conversions/bulk/", {"conversions": items}, format="json")
+    assert response.json()["created"] == 3
+    for delivery in Delivery.objects.select_related("status_change"):
+        assert delivery.status_change.conversion_id == delivery.conversion_id
+        assert delivery.status_change.to_status == "pending"

@@ -164,6 +164,13 @@ def test_send_refuses_non_standard_ports_on_public_addresses(monkeypatch, send, 
     assert f"Destination not allowed: port {port}." in result.error
 
 
+def test_port_0_is_not_read_as_the_default_port_at_save(settings):
+    settings.POSTBACK_ALLOWED_NETWORKS = []
+    assert netguard.port_refusal_for_url("http://tracker.example.com/pb") is None
+    refusal = netguard.port_refusal_for_url("http://tracker.example.com:0/pb")
+    assert refusal.startswith("Port 0 is not allowed")
+
+
 def test_send_connects_to_the_checked_address_with_the_original_host_header(settings, monkeypatch):
     """DNS is asked once; the request goes to that address, Host stays the URL's name."""
     settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from conversions.models import ExchangeRate
 from postbacks.models import Delivery, DeliveryState, EndpointHealth, Postback, TrackingSettings
-from postbacks.roles import MANAGERS, ROLES, SUPPORT
+from postbacks.roles import MANAGERS, ROLES, SERVICE, SUPPORT
 from tests.factories import AffiliateFactory, ConversionFactory, PostbackFactory, conversion_type
 
 pytestmark = pytest.mark.django_db
@@ -49,6 +49,48 @@ def test_migration_creates_both_groups_with_their_permissions():
     assert not {"change_exchangerate", "change_trackingsettings"} & manager_perms
     assert "retry_delivery" in support_perms
     assert {p for p in support_perms if not p.startswith("view_")} == {"retry_delivery"}
+
+
+def test_the_conversion_api_role_writes_conversions_and_rates_and_nothing_else():
+    perms = set(Group.objects.get(name=SERVICE).permissions.values_list("codename", flat=True))
+    assert perms == {
+        f"{action}_{model}"
+        for action in ("view", "add", "change")
+        for model in ("conversion", "exchangerate")
+    }
+
+
+API_ROLES = "0015_api_roles"
+
+
+def run_api_roles_migration():
+    migration = importlib.import_module(f"postbacks.migrations.{API_ROLES}")
+    state = MigrationExecutor(connection).loader.project_state(("postbacks", API_ROLES))
+    migration.add_service_role(state.apps, schema_editor=None)
+
+
+def test_api_roles_migration_keeps_existing_service_tokens_recording_conversions(
+    django_user_model,
+):
+    """Service users that held a token before the API checked permissions get the Conversion
+    API role; staff, superusers, users already in a role and users without a token do not."""
+    from rest_framework.authtoken.models import Token
+
+    Group.objects.filter(name=SERVICE).delete()  # as on a database that ran 0014 only
+    service = django_user_model.objects.create_user("shop")
+    staff = django_user_model.objects.create_user("alice", is_staff=True)
+    boss = django_user_model.objects.create_superuser("boss")
+    configured = django_user_model.objects.create_user("ci")
+    configured.groups.add(Group.objects.get(name=MANAGERS))
+    for user in (service, staff, boss, configured):
+        Token.objects.create(user=user)
+    django_user_model.objects.create_user("no-token")
+
+    run_api_roles_migration()
+
+    members = set(Group.objects.get(name=SERVICE).user_set.values_list("username", flat=True))
+    assert members == {"shop"}
+    assert django_user_model.objects.get(username="shop").has_perm("conversions.add_conversion")
 
 
 def test_assign_role_puts_a_user_in_the_group_and_makes_them_staff(django_user_model):
@@ -211,4 +253,5 @@ def test_resync_migration_gives_existing_groups_the_new_permissions():
             )
         }
         assert have == set(perms)
-        assert "postbacks.view_endpointhealth" in have
+        if name in (MANAGERS, SUPPORT):
+            assert "postbacks.view_endpointhealth" in have

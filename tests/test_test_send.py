@@ -54,7 +54,8 @@ def test_test_send_for_a_conversion_changes_nothing_and_is_not_the_event_deliver
     conversion.refresh_from_db()
     assert conversion.updated == before and conversion.status == "approved"
     # The real event still gets its one delivery: test rows do not count.
-    real = matching.create_deliveries(conversion, "approved")
+    change = conversion.status_changes.create(to_status="approved", source="api")
+    real = matching.create_deliveries(conversion, change)
     assert [d.is_test for d in real] == [False]
     assert Delivery.objects.filter(conversion=conversion).count() == 3
 

@@ -78,10 +78,13 @@ def test_url_in_an_allowed_network_is_accepted(settings):
     _passes(url="http://10.1.2.3/pb?c={affS1}")
 
 
-def test_url_with_a_bad_port_is_refused():
-    assert _errors(url="https://t.example.com:99999/cb")["url"] == [
-        "The URL's port must be a number between 0 and 65535."
-    ]
+@pytest.mark.parametrize("port", ["99999", "0"])
+def test_url_with_a_bad_port_is_refused(settings, port):
+    settings.POSTBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]  # any port there, but never port 0
+    for host in ("t.example.com", "127.0.0.1"):
+        assert _errors(url=f"https://{host}:{port}/cb")["url"] == [
+            "The URL's port must be a number between 1 and 65535."
+        ]
 
 
 def test_url_with_a_line_break_is_refused():
@@ -286,6 +289,20 @@ def test_json_body_must_stay_json_when_values_are_missing():
         validate_postback_config(_json('{"payout": -{payout}}'), allow_revenue=False)
     [message] = raised.value.message_dict["body_template"]
     assert "with every value missing" in message
+
+
+@pytest.mark.parametrize("depth", [33, 50_000])
+def test_json_body_nested_deeper_than_the_limit_is_refused(depth):
+    template = "[" * depth + "{payout}" + "]" * depth
+    with pytest.raises(ValidationError) as raised:
+        validate_postback_config(_json(template), allow_revenue=False)
+    assert raised.value.message_dict["body_template"] == [
+        "The body template nests deeper than 32 levels; 32 are allowed."
+    ]
+
+
+def test_json_body_nested_up_to_the_limit_is_valid():
+    validate_postback_config(_json("[" * 32 + "{payout}" + "]" * 32), allow_revenue=False)
 
 
 def test_json_format_needs_a_body_template():

@@ -1,6 +1,8 @@
-"""API behaviour every app shares: JSON errors for unknown URLs, strict input fields, the
-currency field, and the 409 instead of deleting a row that is still in use."""
+"""API behaviour every app shares: JSON errors for unknown URLs, strict input fields, secret
+fields (readable with change permission only), the currency field, and the 409 instead of
+deleting a row that is still in use. Who may call what: trackdesk/permissions.py."""
 
+from django.contrib.auth import get_permission_codename
 from django.db import models, transaction
 from django.db.models import ProtectedError
 from django.http import JsonResponse
@@ -24,6 +26,26 @@ def server_error(request):
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Server error."}, status=500)
     return defaults.server_error(request)
+
+
+class SecretFieldsMixin:
+    """Leave `secret_fields` out of the answer unless the caller may change the model.
+
+    A secret lets whoever holds it act for the row (an offer's pixel secret records conversions
+    for that offer), so viewing the row is not enough to read it. No request, no secret.
+    """
+
+    secret_fields: tuple[str, ...] = ()
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        opts = self.Meta.model._meta
+        perm = f"{opts.app_label}.{get_permission_codename('change', opts)}"
+        if request is None or not request.user.has_perm(perm):
+            for name in self.secret_fields:
+                fields.pop(name, None)
+        return fields
 
 
 class StrictFieldsMixin:

@@ -36,6 +36,11 @@ QUERY_PAIR = re.compile(r"(?P<lead>(?:^|[?&;\s])(?P<name>[^=&;?#\s]+)=)(?P<value
 JSON_PAIR = re.compile(
     r'(?P<lead>"(?P<name>[^"\\]{1,100})"\s*:\s*")(?P<value>(?:[^"\\]|\\.)*)(?=")'
 )
+# "name": a number, true/false, or a list or object with nothing nested: shown as "********".
+JSON_LITERAL_PAIR = re.compile(
+    r'(?P<lead>"(?P<name>[^"\\]{1,100})"\s*:\s*)'
+    r'(?P<value>-?\d[\d.eE+-]*|true|false|[\[{](?:[^\[\]{}"\\]|"(?:[^"\\]|\\.)*")*[\]}])'
+)
 
 
 def is_secret_name(name: str) -> bool:
@@ -52,11 +57,18 @@ def _masked(match: re.Match) -> str:
     return match[0]
 
 
+def _masked_literal(match: re.Match) -> str:
+    if is_secret_name(match["name"]):
+        return f'{match["lead"]}"{MASK}"'
+    return match[0]
+
+
 def mask_text(text: str) -> str:
     """`text` with the values of secret-looking query, form and JSON parameters replaced."""
     if not text:
         return text
-    return JSON_PAIR.sub(_masked, QUERY_PAIR.sub(_masked, text))
+    text = JSON_PAIR.sub(_masked, QUERY_PAIR.sub(_masked, text))
+    return JSON_LITERAL_PAIR.sub(_masked_literal, text)
 
 
 def mask_headers(headers: dict) -> dict:

@@ -1,9 +1,16 @@
-"""Request-level guards: the body size limit, and the client address behind our proxies."""
+"""Request-level guards: health probes, the body size limit, a clear answer when the database
+is down, and the client address behind our proxies."""
 
 import ipaddress
+import logging
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
+
+from trackdesk import health
+
+log = logging.getLogger(__name__)
 
 
 class RequestSizeLimitMiddleware:
@@ -52,3 +59,52 @@ def client_ip(request) -> str | None:
         return str(ipaddress.ip_address(address))
     except ValueError:
         return None
+
+
+class HealthCheckMiddleware:
+    """Answer GET /healthz and /readyz (trackdesk/health.py) before anything else.
+
+    First in MIDDLEWARE, so a load balancer probing by IP address over plain HTTP is not refused
+    by ALLOWED_HOSTS or redirected to HTTPS, and a probe never needs a session or the database
+    (/healthz touches nothing).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path == "/healthz":
+            return HttpResponse("ok", content_type="text/plain")
+        if request.path == "/readyz":
+            ready, checks = health.readiness()
+            answer = {"status": "ready" if ready else "not ready", "checks": checks}
+            return JsonResponse(answer, status=200 if ready else 503)
+        return self.get_response(request)
+
+
+class DatabaseUnavailableMiddleware:
+    """Answer 503 with Retry-After, not 500 with a stack, when the database cannot be reached.
+
+    The client (an internal service, a shop's pixel, a browser following a tracking link) can
+    act on a 503: try again shortly. A short JSON body under /api/, plain text elsewhere.
+    """
+
+    RETRY_AFTER = 30  # seconds; about how long a database restart or fail-over takes
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, (OperationalError, InterfaceError)):
+            return None
+        log.warning("Database unavailable for %s %s: %s", request.method, request.path, exception)
+        message = "The database is unavailable; try again shortly."
+        if request.path.startswith("/api/"):
+            response = JsonResponse({"detail": message}, status=503)
+        else:
+            response = HttpResponse(message, status=503, content_type="text/plain")
+        response["Retry-After"] = str(self.RETRY_AFTER)
+        return response

@@ -44,8 +44,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: probes by IP over plain HTTP get their answer (no host check, no HTTPS redirect).
+    "trackdesk.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "trackdesk.middleware.RequestSizeLimitMiddleware",
+    # 503 + Retry-After instead of a 500 when a view finds the database unreachable.
+    "trackdesk.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -123,6 +127,8 @@ if REDIS_URL:
     }
 else:
     Q_CLUSTER["orm"] = "default"
+    # The ORM broker, waiting out a database outage instead of exiting (trackdesk/broker.py).
+    Q_CLUSTER["broker_class"] = "trackdesk.broker.PatientORM"
     Q_CLUSTER["poll"] = env.float("Q_POLL", default=0.1)
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -181,15 +187,17 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Model permissions (view/add/change/delete) for tokens and sessions alike: docs/api.md.
+    "DEFAULT_PERMISSION_CLASSES": ["trackdesk.permissions.ModelPermissions"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["trackdesk.parsers.JSONParser"],  # with a nesting limit
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    # DRF's throttles, letting requests through while the cache (Redis) is down.
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.UserRateThrottle",
-        "rest_framework.throttling.AnonRateThrottle",
+        "trackdesk.throttling.UserRateThrottle",
+        "trackdesk.throttling.AnonRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "user": env("API_THROTTLE_USER", default="10000/min"),

@@ -8,7 +8,12 @@ urlpatterns = [
     path("api/v1/", include("affiliates.api_urls")),
     path("api/v1/", include("postbacks.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # A page, not an endpoint: drf-spectacular's view answers OPTIONS with a 500 (no template).
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", http_method_names=["get", "head"]),
+        name="swagger-ui",
+    ),
     path("", include("conversions.urls")),
 ]
 

@@ -11,6 +11,7 @@ from postbacks.models import Postback, TrackingSettings
 from postbacks.placeholders import CATALOG
 from postbacks.rendering import postback_values
 from postbacks.validation import validate_postback_config
+from trackdesk import parsers
 
 RELATIONS = ("offers", "conversion_types")
 MONOSPACE = "font-family: monospace; width: 100%; box-sizing: border-box"
@@ -70,6 +71,8 @@ class PostbackForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "status_map" in self.fields:  # deep JSON is "invalid JSON", not a RecursionError
+            self.fields["status_map"].decoder = parsers.JSONDecoder
         if "url" in self.fields:
             self.fields[
                 "url"

@@ -155,6 +155,7 @@ class DeliveryAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     "state",
+                    "waiting_for_link",
                     "attempts",
                     "last_status_code",
                     "last_duration_ms",
@@ -188,9 +189,16 @@ class DeliveryAdmin(admin.ModelAdmin):
     @admin.action(description="Retry now", permissions=["retry"])
     def retry_now(self, request, queryset):
         # A plain queryset: the changelist's joins and DISTINCT do not mix with FOR UPDATE.
-        queued = queue.retry_deliveries(Delivery.objects.filter(pk__in=queryset.values("pk")))
-        skipped = queryset.count() - queued
+        selected = Delivery.objects.filter(pk__in=queryset.values("pk"))
+        sending = queue.being_sent(selected).count()
+        queued = queue.retry_deliveries(selected)
+        skipped = max(queryset.count() - queued - sending, 0)  # a claim may end meanwhile
         message = f"Queued {queued} deliver{'y' if queued == 1 else 'ies'} for a retry now."
+        if sending:
+            message += (
+                f" {sending} {'is' if sending == 1 else 'are'} being sent now, left alone: "
+                "the outcome appears in the log in a moment."
+            )
         if skipped:
             message += f" {skipped} successful or test deliveries left alone."
         self.message_user(request, message, messages.SUCCESS if queued else messages.WARNING)
@@ -198,6 +206,13 @@ class DeliveryAdmin(admin.ModelAdmin):
     @admin.display(description="last error")
     def last_error_text(self, delivery):
         return mask(delivery.last_error) or "-"
+
+    @admin.display(description="waiting for")
+    def waiting_for_link(self, delivery):
+        """The earlier status change's delivery this one is sent after (in order per
+        conversion and postback), or "-" when it may go."""
+        earlier = delivery.waiting_for()
+        return "-" if earlier is None else change_link(earlier, f"{earlier.status}: {earlier}")
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, delivery):

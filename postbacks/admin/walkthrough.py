@@ -27,6 +27,7 @@ from conversions.models import (
     ConversionStatus,
     ConversionType,
     StatusChangeSource,
+    validate_exact_digits,
 )
 from postbacks.admin.html import recent_deliveries
 from postbacks.models import Delivery, Postback, Scope
@@ -192,6 +193,7 @@ class ConversionStepForm(forms.Form):
         min_value=0,
         max_digits=MONEY["max_digits"],
         decimal_places=MONEY["decimal_places"],
+        validators=[validate_exact_digits],
         error_messages={"invalid": PAYOUT_MESSAGE, "min_value": PAYOUT_MESSAGE},
     )
 

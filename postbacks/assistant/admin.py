@@ -16,7 +16,7 @@ from conversions.models import ConversionStatus, ConversionType
 from postbacks.admin.forms import MONOSPACE
 from postbacks.assistant.analysis import analyse
 from postbacks.assistant.catalog import platform_choices
-from postbacks.assistant.create import create_postback
+from postbacks.assistant.create import create_postback, existing_postback
 from postbacks.models import Postback, TrackingSettings
 from postbacks.validation import validate_postback_config
 
@@ -42,6 +42,13 @@ class StartForm(forms.Form):
         choices=[(name, name) for name in CLICK_FIELDS],
         initial=DEFAULT_CLICK_FIELD,
         required=False,
+    )
+    keep = forms.CharField(
+        label="Keep as written",
+        required=False,
+        max_length=500,
+        help_text="Parameters to send exactly as pasted, comma-separated (e.g. status, sub1): "
+        "your answer where the assistant cannot tell a token from a fixed value.",
     )
 
     def clean(self):
@@ -84,13 +91,18 @@ def assistant_view(request, model_admin):
     context = {"start": start}
     if start.is_bound and start.is_valid():
         analysis = _analyse(start.cleaned_data)
+        existing = existing_postback(start.cleaned_data["affiliate"], analysis.postback)
         create = CreateForm(request.POST if creating else None, initial=_initial(analysis))
+        if creating and existing is not None:
+            messages.info(request, _already_there(existing))
+            return redirect("admin:postbacks_postback_change", existing.pk)
         if creating and analysis.ok and create.is_valid():
             postback = _create(request, model_admin, analysis, start.cleaned_data, create)
             if postback is not None:
                 return redirect("admin:postbacks_postback_change", postback.pk)
         context |= {
             "analysis": analysis,
+            "existing": existing,
             "create": create,
             "tracking_links": _tracking_links(request, analysis, start.cleaned_data["affiliate"]),
         }
@@ -110,6 +122,16 @@ def _analyse(cleaned: dict):
         click_field=cleaned["click_field"] or DEFAULT_CLICK_FIELD,
         allow_revenue=TrackingSettings.load().allow_revenue_parameters,
         conversion_types=ConversionType.objects.values_list("code", flat=True),
+        keep=cleaned.get("keep", "").split(","),
+    )
+
+
+def _already_there(postback) -> str:
+    return format_html(
+        "{} already has this postback: “{}” ({}). It was not created twice.",
+        postback.affiliate,
+        postback,
+        "active" if postback.active else "inactive",
     )
 
 
@@ -142,13 +164,16 @@ def _create(request, model_admin, analysis, cleaned: dict, create: CreateForm):
                 create.add_error(None, message)
         return None
     had_token = bool(affiliate.click_id_token)
-    postback = create_postback(
+    postback, created = create_postback(
         analysis,
         affiliate,
         name=create.cleaned_data["name"],
         conversion_types=create.cleaned_data["conversion_types"],
         statuses=create.cleaned_data["statuses"],
     )
+    if not created:  # another click created it a moment ago
+        messages.info(request, _already_there(postback))
+        return postback
     model_admin.log_addition(request, postback, [{"added": {}}])
     change = reverse("admin:postbacks_postback_change", args=[postback.pk])
     text = format_html(

@@ -25,6 +25,7 @@ from postbacks.assistant.lexer import (
     norm,
     token_name,
     unmask,
+    value_kind,
 )
 from postbacks.assistant.names import (
     CLICK_ID_NAMES,
@@ -35,6 +36,7 @@ from postbacks.assistant.names import (
 )
 from postbacks.placeholders import lookup
 from postbacks.validation import validate_postback_config
+from trackdesk.currencies import CODES as CURRENCY_CODES
 
 ROLE_PLACEHOLDER = {
     "payout": "payout",
@@ -111,12 +113,16 @@ def analyse(
     click_field: str = DEFAULT_CLICK_FIELD,
     allow_revenue: bool = False,
     conversion_types=(),
+    keep=(),
 ) -> Analysis:
-    """Recognise a pasted postback URL (or a chosen platform's shape) and propose our postback."""
+    """Recognise a pasted postback URL (or a chosen platform's shape) and propose our postback.
+
+    `keep` names parameters (any case) to send exactly as written whatever their value: the
+    manager's answer where the analysis cannot tell a token from a fixed value."""
     try:
-        return _Analyser(url, platform, affiliate, offer, click_field, allow_revenue).run(
-            list(conversion_types)
-        )
+        analyser = _Analyser(url, platform, affiliate, offer, click_field, allow_revenue)
+        analyser.keep = {str(name).strip().lower() for name in keep if str(name).strip()}
+        return analyser.run(list(conversion_types))
     except Exception as exc:  # never a traceback for a pasted string; the tests cover the shapes
         return _failed(url, f"Could not read this URL ({type(exc).__name__}); check it and retry.")
 
@@ -168,6 +174,7 @@ class _Analyser:
         self.mappings: list[Mapping] = []
         self.platform: Platform | None = None
         self.recognised_by = ""
+        self.keep: set[str] = set()
 
     # The steps, in order.
     def run(self, conversion_types: list) -> Analysis:
@@ -308,7 +315,7 @@ class _Analyser:
         role = self.platform.role_of_macro(inner) if self.platform else None
         role = role or role_of_name(inner)
         role = "click_id" if role == "click_candidate" else role
-        if role is None or role == "sub":
+        if role in (None, "sub", "account"):
             self._flag_path(token)
             return literal(token)
         placeholder = self._placeholder(role, inner)
@@ -343,10 +350,20 @@ class _Analyser:
             Mapping(p.name, p.value, p.placeholder, p.state, p.explanation) for p in params
         ]
         if not any(m.placeholder == self._click_placeholder() for m in self.mappings):
-            self.problems.append(
-                f"Could not find the click-id parameter: add {self._click_placeholder()} by hand "
-                "where the platform expects its click id, or nothing can be attributed."
+            self.problems.append(self._no_click_id(live))
+
+    def _no_click_id(self, params: list[_Param]) -> str:
+        named = [p for p in params if role_of_name(p.name) == "click_candidate"]
+        if named and named[0].role in ("fixed_value", "kept_by_request"):
+            return (
+                f"{named[0].name!r} has the fixed value {_short(named[0].value)!r}, so no click "
+                "id would be sent: write a token such as REPLACE there (we fill it with "
+                f"{self._click_placeholder()}), or nothing can be attributed."
             )
+        return (
+            f"Could not find the click-id parameter: add {self._click_placeholder()} by hand "
+            "where the platform expects its click id, or nothing can be attributed."
+        )
 
     @staticmethod
     def _drop_repeats(params: list[_Param]) -> list[_Param]:
@@ -363,18 +380,35 @@ class _Analyser:
         return [p for p in params if p.state != "dropped"]
 
     def _classify(self, param: _Param) -> None:
-        """The role a parameter plays, from the platform, its name, or the token in its value."""
-        inner = token_name(param.value)
-        if _is_ours(param.value, inner):
+        """The role a parameter plays. Only a token is ever replaced: a fixed value stays as
+        written whatever the parameter's name (type=Upsell, goal=1). A token's role comes from
+        the platform, the parameter's name, else the name inside the token."""
+        if param.name.lower() in self.keep:
+            param.role = "kept_by_request"
+            return
+        kind, inner = value_kind(param.value, param.name)
+        if kind == "caps":
+            kind, inner = _caps_kind(inner)
+        if kind == "token" and _is_ours(param.value, inner):
             param.role, param.placeholder = "ours", lookup(inner).token
             return
         if self.platform and self.platform.is_fixed(param.name):
             param.role = "fixed"
             return
+        if kind != "token":
+            param.role = "ambiguous" if kind == "ambiguous" else "fixed_value"
+            return
         role = None
         if self.platform:
             role = self.platform.role_of_macro(inner) or self.platform.role_of(param.name)
-        param.role = role or role_of_name(param.name) or role_of_name(inner or "")
+        by_name = role_of_name(param.name)
+        by_token = role_of_name(inner or "")
+        if by_name == "account":
+            # An account id or key: only a token that names its value (key={externalid}) maps.
+            by_name = by_token if by_token not in (None, "account") else "account"
+        if by_token == "account":
+            by_token = None
+        param.role = role or by_name or by_token
 
     def _choose_click_id(self, params: list[_Param]) -> None:
         candidates = [p for p in params if p.role in ("click_id", "click_candidate")]
@@ -396,8 +430,12 @@ class _Analyser:
         """Settles the parameter's state (mapped, kept, unmapped) and its explanation."""
         role = param.role
         shown = param.name or "(no name)"
-        if role == "fixed" or (role is None and not looks_like_placeholder(param.value)):
+        if role in ("fixed", "fixed_value", "kept_by_request"):
             self._keep(param, shown)
+        elif role == "ambiguous":
+            self._ambiguous(param, shown)
+        elif role == "account":
+            self._account(param, shown)
         elif role == "other_click":
             self._second_click_id(param, shown)
         elif role is None:
@@ -413,16 +451,49 @@ class _Analyser:
 
     def _keep(self, param: _Param, shown: str) -> None:
         param.state = "kept"
-        why = (
-            "a fixed value of the affiliate's account"
-            if param.role == "fixed"
-            else ("not a value we fill")
-        )
+        why = {
+            "fixed": "a fixed value of the affiliate's account",
+            "kept_by_request": "you asked to keep it as written",
+        }.get(param.role, "a fixed value, not a token")
         param.explanation = f"{shown!r} kept as {_short(param.value)!r}: {why}, sent as pasted."
         if param.role == "fixed" and looks_like_placeholder(param.value):
             self.problems.append(
                 f"Put the affiliate's own value into {shown!r} (now {_short(param.value)!r})."
             )
+        suggested = role_of_name(param.name)
+        if param.role == "fixed_value" and suggested not in (
+            None,
+            "account",
+            "sub",
+            "click_candidate",  # already a problem when no other parameter carries the click
+        ):
+            self.notes.append(
+                f"{shown!r} is sent as the fixed {_short(param.value)!r} with every postback. "
+                "If the platform should get each conversion's own value there, write a token "
+                "such as OPTIONAL in its place and analyse again."
+            )
+
+    def _ambiguous(self, param: _Param, shown: str) -> None:
+        param.state = "unmapped"
+        param.explanation = (
+            f"Could not tell whether {shown!r} = {_short(param.value)!r} is a token to fill or a "
+            "fixed value; it is sent as pasted."
+        )
+        self.problems.append(
+            f"{shown!r} = {_short(param.value)!r} could be a token or a fixed value: write a "
+            f"token (e.g. REPLACE) there, or keep {shown!r} as written."
+        )
+
+    def _account(self, param: _Param, shown: str) -> None:
+        param.state = "unmapped"
+        param.explanation = (
+            f"{shown!r} names the affiliate's account on their platform (an id or key), which "
+            "we cannot fill; it is sent as pasted."
+        )
+        self.problems.append(
+            f"Put the affiliate's own value into {shown!r} (now {_short(param.value)!r}): it "
+            "is their account id or key on the platform."
+        )
 
     def _second_click_id(self, param: _Param, shown: str) -> None:
         param.state = "unmapped"
@@ -591,6 +662,16 @@ def _is_ours(value: str, inner: str | None) -> bool:
     placeholder = lookup(inner)
     # {revenue} on a tracker's side is the affiliate's revenue: our payout, read by name.
     return placeholder is not None and placeholder.name == inner and not placeholder.gated
+
+
+def _caps_kind(word: str) -> tuple[str, str | None]:
+    """One capitalised word: a token when it names a role (PAYOUT, CLICKID, SUBID), a fixed
+    value when it is a currency code (USD), else either (SALE, XYZ)."""
+    if role_of_name(word) not in (None, "account"):
+        return "token", word
+    if word in CURRENCY_CODES:
+        return "fixed_value", None
+    return "ambiguous", None
 
 
 def _click_rank(param: _Param) -> tuple[int, int]:

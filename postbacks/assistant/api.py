@@ -1,7 +1,9 @@
-"""API for the postback assistant: POST a pasted postback URL, get the analysis back."""
+"""API for the postback assistant: POST a pasted postback URL, get the analysis back, and
+optionally create the proposed postback (once: a second call returns the existing one)."""
 
+from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -9,7 +11,10 @@ from affiliates.models import CLICK_FIELDS, DEFAULT_CLICK_FIELD, Affiliate, Offe
 from conversions.models import ConversionType
 from postbacks.assistant.analysis import analyse
 from postbacks.assistant.catalog import platform_choices
+from postbacks.assistant.create import create_postback, existing_postback
 from postbacks.models import TrackingSettings
+from postbacks.validation import validate_postback_config
+from trackdesk.permissions import requires
 
 
 class AssistantRequestSerializer(serializers.Serializer):
@@ -43,12 +48,26 @@ class AssistantRequestSerializer(serializers.Serializer):
         default=DEFAULT_CLICK_FIELD,
         help_text="The affS field that carries the platform's click id.",
     )
+    keep = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        max_length=100,
+        help_text="Parameter names to send exactly as pasted: your answer where the analysis "
+        "cannot tell a token from a fixed value.",
+    )
+    create = serializers.BooleanField(
+        default=False,
+        help_text="Create the proposed postback (inactive) when the analysis is ok; needs "
+        "affiliate. If the affiliate already has it, that one is returned instead (200).",
+    )
 
     def validate(self, attrs):
         if not attrs.get("url") and not attrs.get("platform"):
             raise serializers.ValidationError(
                 {"url": "Paste the postback URL, or name a platform."}
             )
+        if attrs.get("create") and not attrs.get("affiliate"):
+            raise serializers.ValidationError({"affiliate": "Name the affiliate to create for."})
         return attrs
 
 
@@ -74,6 +93,14 @@ class ProposedPostbackSerializer(serializers.Serializer):
     status_map = serializers.DictField(child=serializers.CharField())
 
 
+class SavedPostbackSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    url = serializers.CharField()
+    method = serializers.CharField()
+    active = serializers.BooleanField()
+
+
 class PostbackAnalysisSerializer(serializers.Serializer):
     url = serializers.CharField()
     platform = serializers.CharField(allow_null=True, help_text="Catalog key; null: generic.")
@@ -92,18 +119,36 @@ class PostbackAnalysisSerializer(serializers.Serializer):
     postback = ProposedPostbackSerializer(
         allow_null=True, help_text="The proposed postback; empty when the URL is unreadable."
     )
+    existing_postback = SavedPostbackSerializer(
+        allow_null=True,
+        help_text="The affiliate's postback that already sends this proposal (same URL and "
+        "method), or null; with create, the one created.",
+    )
+    created = serializers.BooleanField(
+        help_text="True when this call created the postback; false when it did not (not "
+        "asked, not ok, or the affiliate already had it)."
+    )
 
 
 class PostbackAssistantView(APIView):
+    # Like the assistant's admin page: its answer is a postback to create (docs/api.md).
+    permission_classes = [requires("postbacks.add_postback")]
+
     @extend_schema(
         operation_id="postbacks_assistant",
         tags=["postbacks"],
         summary="Analyse a pasted postback URL",
         description="Recognises the platform (or the generic shape), maps each parameter to our "
         "placeholders with a one-line explanation, flags what it could not map, and proposes "
-        "the tracking link and the postback. Odd URLs give problems, not errors.",
+        "the tracking link and the postback. Odd URLs give problems, not errors. With create, "
+        "saves the proposal (inactive) once: 201 when created, 200 with existing_postback when "
+        "the affiliate already has it, 422 with the problems when the analysis is not ok.",
         request=AssistantRequestSerializer,
-        responses={200: PostbackAnalysisSerializer},
+        responses={
+            200: PostbackAnalysisSerializer,
+            201: PostbackAnalysisSerializer,
+            422: PostbackAnalysisSerializer,
+        },
         examples=[
             OpenApiExample(
                 "Pasted URL",
@@ -124,7 +169,47 @@ class PostbackAssistantView(APIView):
             click_field=data["click_field"],
             allow_revenue=TrackingSettings.load().allow_revenue_parameters,
             conversion_types=ConversionType.objects.values_list("code", flat=True),
+            keep=data.get("keep", ()),
         )
+        affiliate = data.get("affiliate")
+        saved, created = existing_postback(affiliate, analysis.postback), False
+        answer = status.HTTP_200_OK
+        if data["create"] and saved is None:
+            if analysis.ok:
+                saved, created = _create(analysis, affiliate)
+            if created:
+                answer = status.HTTP_201_CREATED
+            elif saved is None:
+                answer = status.HTTP_422_UNPROCESSABLE_ENTITY
         body = analysis.to_dict()
         body["postback"] = body["postback"] or None
-        return Response(PostbackAnalysisSerializer(body).data)
+        body["existing_postback"] = saved
+        body["created"] = created
+        return Response(PostbackAnalysisSerializer(body).data, status=answer)
+
+
+def _create(analysis, affiliate):
+    """The proposal saved as it stands (its statuses, every conversion type, as the admin page
+    proposes them), after the postback form's checks; a refusal becomes problems and (None,
+    False)."""
+    proposal = analysis.postback
+    values = {
+        **proposal,
+        "scope": "global",
+        "offers": [],
+        "currency": "",
+        "body_format": "form",
+        "body_template": "",
+    }
+    try:
+        validate_postback_config(values)
+    except ValidationError as error:
+        analysis.problems += [m for messages in error.message_dict.values() for m in messages]
+        return None, False
+    return create_postback(
+        analysis,
+        affiliate,
+        name=proposal["name"],
+        conversion_types=ConversionType.objects.filter(code__in=proposal["conversion_types"]),
+        statuses=proposal["statuses"],
+    )

@@ -1,21 +1,43 @@
-"""Creating the postback the assistant proposed: the assistant's one write."""
+"""Creating the postback the assistant proposed: the assistant's one write, and the existing
+postback that makes a second creation unnecessary."""
 
 from django.db import transaction
 
+from affiliates.models import Affiliate
 from postbacks.assistant.analysis import Analysis
 from postbacks.assistant.clickfield import remember_click_field
 from postbacks.models import Postback
 
 
+def existing_postback(affiliate, proposal: dict) -> Postback | None:
+    """The affiliate's postback that already sends this proposal (same URL template and
+    method), or None: a second one would send every conversion to the tracker twice."""
+    if affiliate is None or not proposal or not proposal.get("url"):
+        return None
+    same = Postback.objects.filter(
+        affiliate=affiliate, url=proposal["url"], method=proposal["method"]
+    )
+    return same.order_by("pk").first()
+
+
 @transaction.atomic
-def create_postback(analysis: Analysis, affiliate, *, name, conversion_types, statuses):
-    """Create the proposed postback, inactive until a manager reviews it.
+def create_postback(
+    analysis: Analysis, affiliate, *, name, conversion_types, statuses
+) -> tuple[Postback, bool]:
+    """Create the proposed postback, inactive until a manager reviews it; or, when the affiliate
+    already has it, return that one: (postback, created).
 
     The caller validates first (postbacks.validation.validate_postback_config). The affiliate's
     click-id token is filled in when they have none, and their click field stored, so their
     tracking links carry the token where the postback reads it back.
     """
     proposal = analysis.postback
+    # The affiliate's row lock makes two clicks on "Create" (or two API calls) in flight at
+    # once create one postback: the second waits here, then finds the first.
+    Affiliate.objects.select_for_update().filter(pk=affiliate.pk).first()
+    found = existing_postback(affiliate, proposal)
+    if found is not None:
+        return found, False
     postback = Postback.objects.create(
         name=name,
         affiliate=affiliate,
@@ -30,4 +52,4 @@ def create_postback(analysis: Analysis, affiliate, *, name, conversion_types, st
         affiliate.click_id_token = analysis.click_id_token
         affiliate.save(update_fields=["click_id_token"])
     remember_click_field(affiliate)
-    return postback
+    return postback, True

@@ -67,13 +67,13 @@ ROLE_NAMES = {
         "actionid",
         "advsub",
         "leadid",
-        "uid",
     ),
     "currency": ("currency", "cur", "curr", "currencycode", "cnvcurrency", "payoutcurrency"),
     "conversion_type": (
         "type",
         "event",
         "eventtype",
+        "eventname",
         "et",
         "goal",
         "goalalias",
@@ -86,6 +86,43 @@ ROLE_NAMES = {
     "timestamp": ("timestamp", "datetime", "time"),
     "delivery_id": ("rdtkeventid", "dedupeid", "idempotencykey", "deliveryid"),
 }
+# Parameters that name the affiliate's account on the platform, never a conversion: network,
+# user, advertiser ids, keys and hashes. A value of theirs is kept as written; a token there asks
+# the manager for the affiliate's own value (mapping it by name once sent transaction ids there).
+ACCOUNT_NAMES = frozenset(
+    {
+        "nid",
+        "networkid",
+        "uid",
+        "userid",
+        "account",
+        "accountid",
+        "acc",
+        "key",
+        "apikey",
+        "advkey",
+        "postbackkey",
+        "token",
+        "securitytoken",
+        "secure",
+        "secret",
+        "hash",
+        "sig",
+        "signature",
+        "aid",
+        "pid",
+        "mid",
+        "affid",
+        "affiliateid",
+        "advid",
+        "advertiserid",
+        "partnerid",
+        "publisherid",
+        "pubid",
+        "campaignid",
+        "goalid",
+    }
+)
 _ROLE_BY_NAME = {name: role for role, names in ROLE_NAMES.items() for name in names}
 # The affiliate's numbered sub ids (sub2, subid3, s4 ...), normalised; the number is group 1.
 NUMBERED_SUB = re.compile(r"(?:sub|subid|affsub|s)([2-5])")
@@ -93,10 +130,12 @@ NUMBERED_SUB = re.compile(r"(?:sub|subid|affsub|s)([2-5])")
 
 def role_of_name(name: str) -> str | None:
     """The role a parameter (or token) name suggests: "click_candidate" for a click-id name,
-    "sub" for a numbered sub id, a ROLE_NAMES key, or None."""
+    "sub" for a numbered sub id, "account" for an account id or key, a ROLE_NAMES key, or None."""
     key = norm(name)
     if not key:
         return None
+    if key in ACCOUNT_NAMES:
+        return "account"
     if key in CLICK_ID_NAMES:
         return "click_candidate"
     if NUMBERED_SUB.fullmatch(key):

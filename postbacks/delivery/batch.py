@@ -15,6 +15,12 @@ schedule, permanent failures); the circuit breaker and auto-pause (breaker.py, o
 per batch); the address guard, timeouts and redirect rules in the sender. A process that dies
 leaves claims that expire and the sweeper enqueues those deliveries again.
 
+Nothing sent goes unrecorded while the process lives: an error with one delivery (it cannot be
+rendered, the sender refuses it) is that delivery's failed attempt and the drain goes on; an
+error of the drain itself (a claim, the database, the breaker) first waits for the requests in
+flight and records them all, then ends the drain. Otherwise their claims would expire and the
+sweeper would send them again.
+
 One slow receiver cannot take every slot: an endpoint (host:port, breaker.endpoint_key, however
 many postbacks point at it) with POSTBACK_PER_HOST_CONCURRENCY requests in flight gets no more
 claimed until some finish, and the connector allows as many connections per host. Below that
@@ -33,7 +39,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from postbacks import conf
-from postbacks.delivery import breaker, queue, single
+from postbacks.delivery import breaker, ordering, queue, single
 from postbacks.models import Delivery, DeliveryAttempt, TrackingSettings
 from postbacks.transport.policy import HttpResult
 
@@ -46,13 +52,15 @@ MAX_SKIPPED = 500
 
 
 def claim_batch(limit: int, *, skip_postbacks=()) -> list[Delivery]:
-    """Claim up to `limit` due, unclaimed deliveries for one attempt each; returns them."""
+    """Claim up to `limit` due, unclaimed deliveries for one attempt each, none of them waiting
+    for an earlier status change of its conversion; returns them."""
     now = timezone.now()
     until = now + timedelta(seconds=conf.claim_seconds())
     with transaction.atomic():
         due = (
             Delivery.objects.due(now)
             .unclaimed(now)
+            .not_waiting()
             .exclude(postback_id__in=list(skip_postbacks))
             .order_by("next_attempt_at")
         )
@@ -76,13 +84,34 @@ def release(ids: list[int]) -> None:
 
 
 def record_many(finished: list[tuple[Delivery, DeliveryAttempt, HttpResult]]) -> None:
-    """Log finished attempts and move their deliveries on, in one transaction."""
+    """Log finished attempts and move their deliveries on, then tell the breaker."""
+    save_many(finished)
+    ordering.release_next([delivery for delivery, _, _ in finished])
+    sent = [(d, result) for d, _, result in finished if not isinstance(result, single.NotSent)]
+    breaker.record_outcomes(sent)
+
+
+def save_many(finished: list[tuple[Delivery, DeliveryAttempt, HttpResult]]) -> None:
+    """Save the attempts and the deliveries' next states in one transaction; should that fail,
+    one by one, so that one row the database refuses leaves no other unrecorded (to be sent
+    again once its claim expires). Then raises the error, if one delivery stays unrecorded."""
     for delivery, attempt, result in finished:
         single.apply_result(delivery, attempt, result)
-    with transaction.atomic():
-        DeliveryAttempt.objects.bulk_create([attempt for _, attempt, _ in finished])
-        _update_rows([delivery for delivery, _, _ in finished], single.RECORDED_FIELDS)
-    breaker.record_outcomes([(delivery, result) for delivery, _, result in finished])
+    try:
+        with transaction.atomic():
+            DeliveryAttempt.objects.bulk_create([attempt for _, attempt, _ in finished])
+            _update_rows([delivery for delivery, _, _ in finished], single.RECORDED_FIELDS)
+        return
+    except Exception:
+        log.exception("Recording %d attempts at once failed; one by one now", len(finished))
+    failed = None
+    for delivery, attempt, _ in finished:
+        try:
+            single.save_outcome(delivery, attempt)
+        except Exception as exc:
+            failed = exc
+    if failed is not None:
+        raise failed
 
 
 def _update_rows(rows: list[Delivery], names: list[str]) -> None:
@@ -114,6 +143,9 @@ def drain(*, budget: float | None = None, sender=None) -> int:
     run = _Drain(sender, deadline=time.monotonic() + budget)
     try:
         run.loop()
+    except Exception:
+        run.settle()
+        raise
     finally:
         run.close()
     return run.attempts
@@ -140,12 +172,27 @@ class _Drain:
             if self.in_flight:
                 wait(list(self.in_flight), timeout=TICK, return_when=ALL_COMPLETED)
                 self.collect()
-            if self.finished:
-                record_many(self.finished)
-                self.attempts += len(self.finished)
-                self.finished = []
+            self.record()
             if not self.in_flight and not claimed and not self.held_back:
                 return
+
+    def record(self) -> None:
+        done, self.finished = self.finished, []  # handed over: never recorded twice
+        if done:
+            self.attempts += len(done)
+            record_many(done)
+
+    def settle(self) -> None:
+        """After an error: wait for the requests in flight (each ends within the sender's total
+        timeout) and record them and whatever else finished, before the error ends the drain."""
+        if self.in_flight:
+            log.warning("Drain failed with %d requests in flight", len(self.in_flight))
+            wait(list(self.in_flight), timeout=conf.total_timeout() + 5, return_when=ALL_COMPLETED)
+            self.collect()
+        try:
+            self.record()
+        except Exception:  # the first error is the one raised; this one is logged
+            log.exception("Recording the attempts of a failed drain failed")
 
     def refill(self) -> list[Delivery]:
         room = self.capacity - len(self.in_flight)
@@ -171,20 +218,34 @@ class _Drain:
         found = claim_batch(limit, skip_postbacks=skip)
         # Backed-off endpoints first: all they claimed is deferred, none of it handed back.
         claimed = self._within_share(breaker.defer_open_endpoints(found))
-        allow_revenue = TrackingSettings.load().allow_revenue_parameters if claimed else None
-        for delivery in claimed:
-            attempt, refused = single.build_attempt(delivery, allow_revenue=allow_revenue)
-            if refused is not None:
-                self.finished.append((delivery, attempt, refused))
-                continue
-            future = self._sender().submit(
-                attempt.method, attempt.url, attempt.request_headers, attempt.request_body
-            )
-            self.in_flight[future] = (delivery, attempt)
-            self.load[self.endpoint(delivery)] += 1
+        if claimed:
+            self.start(claimed)
         # What the claim found, sent or not: a batch that was all deferred or handed back does
         # not mean nothing else is due (the next claim looks past it).
         return found
+
+    def start(self, claimed: list[Delivery]) -> None:
+        """Send the claimed deliveries; one that cannot be sent is finished with the reason."""
+        try:
+            allow_revenue = TrackingSettings.load().allow_revenue_parameters
+            sender = self._sender()
+        except Exception:
+            release([d.pk for d in claimed])  # nothing went out: the claims are not used
+            raise
+        for delivery in claimed:
+            attempt, refused = single.build_attempt(delivery, allow_revenue=allow_revenue)
+            if refused is None:
+                try:
+                    future = sender.submit(
+                        attempt.method, attempt.url, attempt.request_headers, attempt.request_body
+                    )
+                except Exception as exc:
+                    refused = single.not_sent(exc, "handing the request to the sender")
+            if refused is not None:
+                self.finished.append((delivery, attempt, refused))
+                continue
+            self.in_flight[future] = (delivery, attempt)
+            self.load[self.endpoint(delivery)] += 1
 
     def endpoint(self, delivery: Delivery) -> str:
         """The endpoint whose slots a delivery takes: host:port, as the breaker counts them."""

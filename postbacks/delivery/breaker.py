@@ -1,21 +1,40 @@
 """Endpoint isolation: a circuit breaker per endpoint (host:port), and auto-pause.
 
-After POSTBACK_BREAKER_THRESHOLD consecutive failures an endpoint is backed off: its deliveries
-are moved to when the breaker half-opens, without an HTTP attempt and without using up a retry,
-so a dead endpoint does not hold workers. Then one delivery goes through as a probe; a success
-closes the breaker, a failure backs off again for twice as long (up to a cap). An endpoint that
-has failed every attempt for POSTBACK_AUTO_PAUSE_AFTER days has its postbacks paused.
+After POSTBACK_BREAKER_THRESHOLD consecutive failures an endpoint is backed off for
+POSTBACK_BREAKER_COOLDOWN: its deliveries are moved to when the breaker half-opens, without an
+HTTP attempt and without using up a retry, so a dead endpoint does not hold workers. Failures of
+requests that were already out when it opened change nothing. When it half-opens, one delivery
+goes out as a probe, on time (the worker that opened the breaker queues it); a success closes the
+breaker and sends everything waiting for the endpoint at once, a failure backs off again, for a
+quarter of the time the endpoint has been backed off (at least the first back-off, at most
+POSTBACK_BREAKER_MAX_COOLDOWN). An endpoint that has failed every attempt for
+POSTBACK_AUTO_PAUSE_AFTER days has its postbacks paused.
 """
 
+import logging
+import threading
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
+from django_q.signals import pre_execute
 
 from postbacks import conf
+from postbacks.delivery import queue
 from postbacks.models import Delivery, EndpointHealth, Postback
+
+log = logging.getLogger(__name__)
+
+# A failed probe backs off for this share of the time the endpoint has been backed off, so an
+# endpoint that comes back after T backed off gets a probe within max(first back-off, T / 4):
+# 30 s after a 2-minute outage, while a day-long one gets a probe every 30 minutes (the cap).
+# Doubling per failed probe would make it wait up to T again (probes at 30, 90 and 210 s: 90 s
+# after a 2-minute outage).
+PROBE_BACKOFF_SHARE = 0.25
+# Deliveries queued at once when a closed breaker lets an endpoint's backlog go (as the sweeper).
+RELEASE_AT_ONCE = 1000
 
 
 def endpoint_key(url: str) -> str:
@@ -89,26 +108,53 @@ def record_outcome(delivery: Delivery, result) -> None:
         return
     host = endpoint_key(delivery.postback.url)
     if result.ok:
-        EndpointHealth.objects.filter(host=host).exclude(
-            consecutive_failures=0, opened_until=None
-        ).update(consecutive_failures=0, first_failure_at=None, opened_until=None, probing=False)
+        _close(host)
         return
     health = _count_failure(host, delivery.last_error)
     auto_pause(health)
 
 
+_CLOSED = dict(
+    consecutive_failures=0, first_failure_at=None, opened_at=None, opened_until=None, probing=False
+)
+
+
+def _close(host: str) -> None:
+    """A success: the streak ends; if the endpoint was backed off, what waits for it goes now."""
+    health = EndpointHealth.objects.filter(host=host)
+    was = health.values_list("opened_until", "consecutive_failures").first()
+    if was is None or was == (None, 0):  # the common case: one read per success
+        return
+    health.update(**_CLOSED)
+    if was[0] is not None:
+        release_backlog(host)
+
+
 def _count_failure(host: str, error: str, failures: int = 1) -> EndpointHealth:
+    """Count `failures` that ended together; open the breaker, or back off again after a probe.
+
+    Only the threshold being reached or a failed probe move opened_until: the requests that were
+    in flight when the breaker opened fail together (a few per worker process) and must not
+    each back it off further.
+    """
     now = timezone.now()
+    opened = False
     with transaction.atomic():
         health, _ = EndpointHealth.objects.select_for_update().get_or_create(host=host)
         health.consecutive_failures += failures
         health.first_failure_at = health.first_failure_at or now
         health.last_failure_at, health.last_error = now, error[:2000]
         threshold = conf.breaker_threshold()
-        if threshold and health.consecutive_failures >= threshold:
-            health.opened_until = now + timedelta(seconds=cooldown(health.consecutive_failures))
-            health.probing = False
+        if threshold and health.probing:  # half-open, and the one request out has failed
+            health.opened_until = now + timedelta(seconds=cooldown(health.opened_at, now))
+            health.probing, opened = False, True
+        elif threshold and health.opened_until is None and health.consecutive_failures >= threshold:
+            health.opened_at = now
+            health.opened_until = now + timedelta(seconds=cooldown(now, now))
+            opened = True
         health.save()
+    if opened:
+        wake_at(host, health.opened_until)
     return health
 
 
@@ -173,20 +219,44 @@ def record_outcomes(outcomes: list[tuple[Delivery, object]]) -> None:
             streaks.setdefault(host, [False]).append(delivery.last_error)
     for host, (closed, *errors) in streaks.items():
         if closed:
-            EndpointHealth.objects.filter(host=host).exclude(
-                consecutive_failures=0, opened_until=None
-            ).update(
-                consecutive_failures=0, first_failure_at=None, opened_until=None, probing=False
-            )
+            _close(host)
         if errors:
             auto_pause(_count_failure(host, errors[-1], failures=len(errors)))
 
 
-def cooldown(consecutive_failures: int) -> float:
-    """Seconds to back off: the base at the threshold, doubling with each further failure."""
-    extra = max(consecutive_failures - conf.breaker_threshold(), 0)
-    base = conf.breaker_cooldown()
-    return min(base * 2 ** min(extra, 30), conf.breaker_max_cooldown())
+def cooldown(opened_at, now) -> float:
+    """Seconds to back off: the first back-off when the breaker opens (opened_at is now), after a
+    failed probe a quarter of the time since it opened if that is longer; at most the cap."""
+    backed_off = (now - opened_at).total_seconds() if opened_at else 0.0
+    longer = max(conf.breaker_cooldown(), backed_off * PROBE_BACKOFF_SHARE)
+    return min(longer, conf.breaker_max_cooldown())
+
+
+def release_backlog(host: str) -> int:
+    """The endpoint is back: every delivery waiting for it becomes due now and is queued.
+
+    Those are the deliveries the breaker set aside and the retries of the failures during the
+    outage; left to their own times, the backlog of an endpoint that has recovered would trickle
+    out over the retry schedule. Returns how many were made due earlier.
+    """
+    now = timezone.now()
+    waiting = Delivery.objects.open().unclaimed(now).filter(postback_id__in=postbacks_of(host))
+    waiting = waiting.filter(is_test=False)
+    released = waiting.filter(next_attempt_at__gt=now).update(next_attempt_at=now, enqueued_at=None)
+    # With those, the ones that fell due while the breaker was open: no task was queued for them.
+    ids = waiting.order_by("next_attempt_at").values_list("pk", flat=True)[:RELEASE_AT_ONCE]
+    queue.enqueue(list(ids))
+    return released
+
+
+def postbacks_of(host: str) -> list[int]:
+    """Ids of the active postbacks whose URL points at the endpoint."""
+    name = host.rsplit(":", 1)[0]
+    return [
+        p.pk
+        for p in Postback.objects.filter(active=True, url__icontains=name).only("pk", "url")
+        if endpoint_key(p.url) == host
+    ]
 
 
 def auto_pause(health: EndpointHealth) -> int:
@@ -201,12 +271,7 @@ def auto_pause(health: EndpointHealth) -> int:
         f"({health.consecutive_failures} in a row; last error: {health.last_error[:300]}). "
         "Fix the endpoint, then tick Active to resume and retry the failed deliveries."
     )
-    name = health.host.rsplit(":", 1)[0]
-    ids = [
-        p.pk
-        for p in Postback.objects.filter(active=True, url__icontains=name).only("pk", "url")
-        if endpoint_key(p.url) == health.host
-    ]
+    ids = postbacks_of(health.host)
     return Postback.objects.filter(pk__in=ids).update(active=False, paused_reason=reason)
 
 
@@ -214,6 +279,68 @@ def resume(postback: Postback) -> None:
     """A person resumed the postback: forget the pause and start the endpoint's streak afresh."""
     Postback.objects.filter(pk=postback.pk).update(paused_reason="")
     postback.paused_reason = ""
-    EndpointHealth.objects.filter(host=endpoint_key(postback.url)).update(
-        consecutive_failures=0, first_failure_at=None, opened_until=None, probing=False
-    )
+    EndpointHealth.objects.filter(host=endpoint_key(postback.url)).update(**_CLOSED)
+
+
+# --- the probe on time -------------------------------------------------------------------------
+# Only a task sends a waiting delivery, and without a nudge the next task would be the sweeper's
+# (every minute, up to a minute and a half late), so the probe and a recovered endpoint's backlog
+# would wait that long. The worker process that opens a breaker therefore sets a timer that
+# queues the probe when it half-opens. A timer dies with its process; the sweeper then still finds
+# the deliveries. Timers run only in processes that run django-q2 tasks (pre_execute says so):
+# elsewhere, e.g. in tests that call these functions, one would fire into whatever runs later.
+_timers: dict[str, threading.Timer] = {}
+_runs_tasks = False
+# A timer fires a little after the half-open time, so that the deliveries moved to it are due.
+WAKE_SLACK = 0.1
+
+
+def _note_task_process(**kwargs) -> None:
+    global _runs_tasks
+    _runs_tasks = True
+
+
+pre_execute.connect(_note_task_process, dispatch_uid="postbacks.delivery.breaker")
+
+
+def wake_at(host: str, until) -> None:
+    """In a worker process: queue the endpoint's probe at `until`, when its breaker half-opens."""
+    if not _runs_tasks:
+        return
+    delay = max((until - timezone.now()).total_seconds(), 0.0) + WAKE_SLACK
+    timer = threading.Timer(delay, queue_probe, (host,))
+    timer.daemon = True  # never holds a worker that is stopping
+    previous = _timers.pop(host, None)
+    if previous is not None:
+        previous.cancel()
+    _timers[host] = timer
+    timer.start()
+
+
+def queue_probe(host: str) -> list[int]:
+    """When a backed-off endpoint half-opens: queue its longest-waiting delivery (made due now, if
+    it was a retry set for later) to go out as the probe; returns its id, if any."""
+    try:
+        now = timezone.now()
+        half_open = EndpointHealth.objects.filter(
+            host=host, opened_until__lte=now, probing=False
+        ).exists()
+        if not half_open:  # closed meanwhile, or backed off again (that worker has a timer)
+            return []
+        ids = list(
+            Delivery.objects.open()
+            .unclaimed(now)
+            .not_waiting()  # one a claim would take
+            .filter(postback_id__in=postbacks_of(host), is_test=False)
+            .order_by("next_attempt_at")
+            .values_list("pk", flat=True)[:1]
+        )
+        Delivery.objects.filter(pk__in=ids, next_attempt_at__gt=now).update(next_attempt_at=now)
+        queue.enqueue(ids)
+        return ids
+    except Exception:
+        log.exception("Could not queue the probe for %s; the sweeper will.", host)
+        return []
+    finally:
+        if threading.current_thread() is not threading.main_thread():
+            connections.close_all()  # the timer thread's own connections

@@ -5,10 +5,12 @@ our Delivery rows are the record. Enqueueing twice is harmless because a worker 
 delivery before sending (postbacks/delivery/single.py, postbacks/delivery/batch.py).
 """
 
+import contextlib
 import functools
+import logging
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_q.brokers import get_broker
@@ -18,6 +20,8 @@ from postbacks import conf
 from postbacks.models import Delivery, DeliveryState
 
 SWEEP_BATCH = 1000
+
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -45,20 +49,45 @@ def send_to_broker(delivery_id: int) -> None:
     )
 
 
-def enqueue(delivery_ids, *, marked: bool = False) -> None:
-    """Queue the deliveries; `marked`: their enqueued_at is set already (new deliveries)."""
+def enqueue(delivery_ids, *, marked: bool = False) -> int:
+    """Queue the deliveries; `marked`: their enqueued_at is set already (new deliveries).
+
+    Returns how many deliveries were queued: none when the broker cannot take them (Redis down,
+    the ORM broker's table locked). That is logged, never raised: the delivery rows are stored,
+    and the sweeper queues them once the broker is back, so a conversion is never refused for it.
+    """
     ids = list(delivery_ids)
     if not ids:
-        return
-    # One transaction: with the ORM broker the task rows commit together with enqueued_at (one
-    # write on SQLite), and django-q2 does not close the connection as it does in autocommit.
-    with transaction.atomic():
-        if not marked:
-            Delivery.objects.filter(pk__in=ids).update(enqueued_at=timezone.now())
-        if conf.concurrent_dispatch():  # a task drains a batch: one per batch will do
-            ids = ids[:: conf.batch_size()]
-        for delivery_id in ids:
-            send_to_broker(delivery_id)
+        return 0
+    try:
+        # One transaction: with the ORM broker the task rows commit together with enqueued_at
+        # (one write on SQLite), and django-q2 does not close the connection as in autocommit.
+        with transaction.atomic():
+            if not marked:
+                Delivery.objects.filter(pk__in=ids).update(enqueued_at=timezone.now())
+            # With concurrent dispatch a task drains a batch: one per batch will do.
+            step = conf.batch_size() if conf.concurrent_dispatch() else 1
+            for delivery_id in ids[::step]:
+                send_to_broker(delivery_id)
+    except Exception as exc:  # any broker failure: the rows are the record, the sweeper retries
+        log.warning(
+            "Could not queue %d deliveries (%s: %s); the sweeper queues them when the broker "
+            "is back.",
+            len(ids),
+            type(exc).__name__,
+            exc,
+        )
+        if marked:
+            leave_for_sweeper(ids)
+        return 0
+    return len(ids)
+
+
+def leave_for_sweeper(ids: list[int]) -> None:
+    """Clear enqueued_at, so the next sweep takes the deliveries rather than one
+    POSTBACK_STALE_AFTER later; best effort (the database may be what failed)."""
+    with contextlib.suppress(DatabaseError):
+        Delivery.objects.filter(pk__in=ids).update(enqueued_at=None)
 
 
 def enqueue_on_commit(delivery_ids, *, marked: bool = False) -> None:
@@ -69,12 +98,14 @@ def enqueue_on_commit(delivery_ids, *, marked: bool = False) -> None:
 
 
 def due_for_enqueue(now=None):
-    """Open deliveries that are due, not claimed by a live worker, and not recently enqueued."""
+    """Open deliveries that are due, not claimed by a live worker, not waiting for an earlier
+    status of their conversion (released when that one is final), and not recently enqueued."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=conf.stale_after())
     return (
         Delivery.objects.due(now)
         .unclaimed(now)
+        .not_waiting()
         .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
     )
 
@@ -84,26 +115,37 @@ def sweep() -> int:
     ids = list(
         due_for_enqueue().order_by("next_attempt_at").values_list("pk", flat=True)[:SWEEP_BATCH]
     )
-    enqueue(ids)
-    return len(ids)
+    return enqueue(ids)
+
+
+def being_sent(queryset, now=None):
+    """Those of the deliveries a worker holds a claim on now: a request may be in flight."""
+    now = now or timezone.now()
+    return queryset.open().filter(claimed_until__gte=now)
 
 
 def retry_deliveries(queryset) -> int:
     """Make the given unfinished or failed deliveries due now and enqueue them.
 
-    A successful delivery is left alone, and so is a test send (send a new test instead).
-    Returns how many were queued.
+    A successful delivery is left alone, and so is a test send (send a new test instead), and
+    so is one a worker is sending now (its claim is live): clearing that claim would let a
+    second worker send it again while the first request is still in flight. Returns how many
+    were queued.
     """
+    now = timezone.now()
     with transaction.atomic():
+        # Locked, so a worker's claim (a conditional UPDATE) waits for this and then sees the
+        # row as due; a row a worker claimed first is not unclaimed and is not selected.
         ids = list(
             queryset.exclude(state=DeliveryState.SUCCESS)
             .exclude(is_test=True)
+            .unclaimed(now)
             .select_for_update()
             .values_list("pk", flat=True)
         )
         Delivery.objects.filter(pk__in=ids).update(
             state=DeliveryState.RETRYING,
-            next_attempt_at=timezone.now(),
+            next_attempt_at=now,
             claimed_until=None,
             finished_at=None,
         )

@@ -5,14 +5,17 @@ A worker claims a delivery with a conditional UPDATE before sending, so a task t
 expires; the sweeper then enqueues the delivery again.
 """
 
+import logging
 import random
+from dataclasses import dataclass
 from datetime import timedelta
 
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from postbacks import conf
-from postbacks.delivery import breaker
+from postbacks.delivery import breaker, ordering
 from postbacks.models import Delivery, DeliveryAttempt, DeliveryState
 from postbacks.rendering import RenderError, render_request
 from postbacks.transport import requests_sender, signing
@@ -20,14 +23,29 @@ from postbacks.transport.policy import USER_AGENT, HttpResult
 
 RETRY_AFTER_CAP = 24 * 3600
 
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NotSent(HttpResult):
+    """No request went out because of an error of ours, not the endpoint's (an exception while
+    rendering): retried on the schedule, and the circuit breaker does not count it."""
+
+
+def not_sent(exc: Exception, while_doing: str) -> NotSent:
+    log.exception("Delivery not sent: %s failed", while_doing)
+    return NotSent(error=f"Not sent: {while_doing} failed: {type(exc).__name__}: {exc}"[:300])
+
 
 def claim(delivery_id: int) -> Delivery | None:
-    """Take the delivery for one attempt, or None when it is not due or another worker has it."""
+    """Take the delivery for one attempt, or None when it is not due, another worker has it, or
+    it waits for an earlier status change (postbacks/delivery/ordering.py sends it then)."""
     now = timezone.now()
     claimed = (
         Delivery.objects.filter(pk=delivery_id)
         .due(now)
         .unclaimed(now)
+        .not_waiting()
         .update(
             claimed_until=now + timedelta(seconds=conf.claim_seconds()),
             attempts=F("attempts") + 1,
@@ -51,7 +69,8 @@ def attempt_delivery(delivery_id: int) -> Delivery | None:
         return delivery
     attempt, result = send_attempt(delivery)
     record(delivery, attempt, result)
-    breaker.record_outcome(delivery, result)
+    if not isinstance(result, NotSent):
+        breaker.record_outcome(delivery, result)
     return delivery
 
 
@@ -60,16 +79,21 @@ def send_attempt(delivery: Delivery) -> tuple[DeliveryAttempt, HttpResult]:
     attempt, refused = build_attempt(delivery)
     if refused is not None:
         return attempt, refused
-    return attempt, requests_sender.send(
-        attempt.method, attempt.url, headers=attempt.request_headers, body=attempt.request_body
-    )
+    try:
+        return attempt, requests_sender.send(
+            attempt.method, attempt.url, headers=attempt.request_headers, body=attempt.request_body
+        )
+    except Exception as exc:  # the sender never raises; the attempt is logged all the same
+        log.exception("Sending delivery %s failed", delivery.pk)
+        return attempt, HttpResult(error=f"Sending failed: {type(exc).__name__}: {exc}"[:300])
 
 
 def build_attempt(
     delivery: Delivery, *, allow_revenue: bool | None = None
 ) -> tuple[DeliveryAttempt, HttpResult | None]:
     """The unsaved attempt row with the rendered request, and a result instead of sending when
-    it must not be sent (inactive postback, template that cannot render)."""
+    it must not be sent (inactive postback, template that cannot render, or any other error
+    while building the request: that one delivery fails, never the batch it is in)."""
     attempt = DeliveryAttempt(delivery=delivery, number=delivery.attempts)
     if not delivery.postback.active and not delivery.is_test:
         return attempt, HttpResult(error="Postback is inactive; not sent.", permanent=True)
@@ -81,8 +105,17 @@ def build_attempt(
             delivery_uid=str(delivery.uid),
             allow_revenue=allow_revenue,
         )
+        headers = _request_headers(delivery, request)
     except RenderError as exc:
         return attempt, HttpResult(error=f"Not sent: {exc}", permanent=True)
+    except Exception as exc:  # unforeseen: maybe a bug fixed by the next retry, so not permanent
+        return attempt, not_sent(exc, "rendering")
+    attempt.method, attempt.url = request.method, request.url
+    attempt.request_headers, attempt.request_body = headers, request.body
+    return attempt, None
+
+
+def _request_headers(delivery: Delivery, request) -> dict:
     headers = {
         **request.headers,
         "User-Agent": USER_AGENT,
@@ -92,9 +125,7 @@ def build_attempt(
     if request.content_type:
         headers["Content-Type"] = request.content_type
     headers.update(signing.headers(delivery.postback, str(delivery.uid), request.body))
-    attempt.method, attempt.url = request.method, request.url
-    attempt.request_headers, attempt.request_body = headers, request.body
-    return attempt, None
+    return headers
 
 
 RECORDED_FIELDS = [
@@ -112,8 +143,32 @@ RECORDED_FIELDS = [
 def record(delivery: Delivery, attempt: DeliveryAttempt, result: HttpResult) -> None:
     """Write the attempt row and move the delivery to its next state."""
     apply_result(delivery, attempt, result)
-    attempt.save()
-    delivery.save(update_fields=RECORDED_FIELDS)
+    save_outcome(delivery, attempt)
+    ordering.release_next([delivery])
+
+
+def save_outcome(delivery: Delivery, attempt: DeliveryAttempt) -> None:
+    """Save the attempt row and the delivery, filled in by apply_result, in one transaction.
+
+    Should the database refuse the row as it is, it is saved without the response, with the
+    reason in its error: an outcome left unrecorded would have its claim expire and the request
+    sent again. Raises when even that fails (the database is down, say).
+    """
+    try:
+        _save(delivery, attempt)
+    except Exception as exc:
+        log.exception("Recording delivery %s failed; now without the response", delivery.pk)
+        attempt.response_headers, attempt.response_body = {}, ""
+        attempt.error = f"{attempt.error} (response not logged: {type(exc).__name__}: {exc})"[:2000]
+        delivery.last_error = attempt.error
+        _save(delivery, attempt)
+
+
+def _save(delivery: Delivery, attempt: DeliveryAttempt) -> None:
+    with transaction.atomic():
+        attempt.pk, attempt._state.adding = None, True  # an insert, even after a failed one
+        attempt.save()
+        delivery.save(update_fields=RECORDED_FIELDS)
 
 
 def apply_result(delivery: Delivery, attempt: DeliveryAttempt, result: HttpResult) -> None:
@@ -124,10 +179,10 @@ def apply_result(delivery: Delivery, attempt: DeliveryAttempt, result: HttpResul
     """
     now = timezone.now()
     attempt.response_status = result.status
-    attempt.response_headers = result.headers
-    attempt.response_body = result.body
+    attempt.response_headers = {_storable(k): _storable(v) for k, v in result.headers.items()}
+    attempt.response_body = _storable(result.body)
     attempt.duration_ms = result.duration_ms
-    attempt.error = result.error or _status_error(result.status)
+    attempt.error = _storable(result.error) or _status_error(result.status)
 
     delivery.last_status_code = result.status
     delivery.last_duration_ms = result.duration_ms
@@ -141,6 +196,11 @@ def apply_result(delivery: Delivery, attempt: DeliveryAttempt, result: HttpResul
         delivery.state = DeliveryState.RETRYING
         delivery.next_attempt_at = now + timedelta(seconds=retry_delay(delivery.attempts, result))
         delivery.enqueued_at = None
+
+
+def _storable(text):
+    """PostgreSQL refuses NUL in text and JSON, and a receiver may answer with one; shown as �."""
+    return text.replace("\x00", "\ufffd") if isinstance(text, str) else text
 
 
 def retry_delay(attempts_made: int, result: HttpResult | None = None) -> float:

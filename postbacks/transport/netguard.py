@@ -178,9 +178,11 @@ def port_refusal_for_url(url: str) -> str | None:
     """
     try:
         parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        port = parts.port
     except ValueError:
         return None  # the URL checks report a bad port number
+    if port is None:  # not `or`: port 0 is not the default port
+        port = 443 if parts.scheme.lower() == "https" else 80
     if port in conf.allowed_ports():
         return None
     ip = _literal_or_local((parts.hostname or "").rstrip("."))

@@ -73,3 +73,25 @@ def test_created_then_approved_conversion_sends_each_postback_once(qcluster, sin
     assert [d.state for d in deliveries] == [DeliveryState.SUCCESS] * 2
     assert all(d.attempt_log.count() == 1 for d in deliveries)
     assert Decimal(first[0].query["payout"]) == Decimal("12.5")
+
+
+def test_a_change_back_to_approved_is_sent_again(qcluster, sink, api_client):
+    click = ClickFactory()
+    PostbackFactory(
+        affiliate=click.affiliate,
+        url=sink.url + "/pb?status={status}",
+        statuses=["approved", "rejected"],
+        conversion_types=[conversion_type("sale")],
+    )
+    created = api_client.post(
+        "/api/v1/conversions/",
+        {"cid": click.cid, "conversion_type": "sale", "transaction_id": "order-2"},
+        format="json",
+    )
+    url = f"/api/v1/conversions/{created.json()['id']}/"
+    for status in ("approved", "rejected", "approved", "approved"):  # the last one: a re-save
+        assert api_client.patch(url, {"status": status}, format="json").status_code == 200
+
+    sink.wait_for(3)
+    sink.wait_for(4, timeout=2)  # nothing more arrives
+    assert [r.query["status"] for r in sink.requests] == ["approved", "rejected", "approved"]

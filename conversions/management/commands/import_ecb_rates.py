@@ -6,6 +6,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -14,6 +15,7 @@ from trackdesk import currencies
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "eurofxref-sample.csv"
 MISSING_CELLS = ("", "N/A")
+RATE_FIELD = ExchangeRate._meta.get_field("rate")
 # English month names as the ECB writes them ("24 November 2026"), independent of the locale.
 MONTHS = (
     "january february march april may june july august september october november december"
@@ -104,9 +106,12 @@ def _parse_rate(cell: str, line_no: int) -> Decimal:
         rate = Decimal(cell)
     except InvalidOperation:
         rate = None
-    # The column holds up to 14 integer digits; ECB rates are positive and far below that.
-    if rate is None or not rate.is_finite() or rate <= 0 or rate.adjusted() >= 14:
+    if rate is None or not rate.is_finite() or rate <= 0:
         raise CommandError(f"Line {line_no}: {cell!r} is not an exchange rate.")
+    try:  # the column's digits, and no more significant ones than are stored exactly
+        RATE_FIELD.run_validators(rate)
+    except ValidationError as exc:
+        raise CommandError(f"Line {line_no}: {cell!r}: {' '.join(exc.messages)}") from None
     return rate
 
 

@@ -4,6 +4,7 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from rest_framework.authtoken.models import Token
@@ -12,6 +13,7 @@ from affiliates.links import tracking_path
 from affiliates.models import Affiliate, Offer
 from conversions.models import ConversionType
 from postbacks.models import Postback
+from postbacks.roles import MANAGERS, SERVICE, sync_roles
 
 DEMO_POSTBACK_URL = (
     "{sink}/postback?clickid={{affS1}}&payout={{payout}}&currency={{currency}}"
@@ -71,6 +73,10 @@ class Command(BaseCommand):
     def _token(self):
         User = get_user_model()
         service, _ = User.objects.get_or_create(username="demo-service")
+        # Both roles, so every example in docs/api.md runs with the demo token: conversions
+        # and rates (Conversion API) and configuration (Affiliate managers).
+        sync_roles(Group, Permission)  # the groups, should a flush have removed them
+        service.groups.add(*Group.objects.filter(name__in=[SERVICE, MANAGERS]))
         token, _ = Token.objects.get_or_create(user=service)
         return token
 
