@@ -23,7 +23,9 @@ def free_port() -> int:
 
 
 def heartbeat(seconds_ago: float) -> None:
-    """The sweeper's schedule as a running cluster leaves it: next_run advanced on each tick."""
+    """The schedules as a running cluster leaves them: every next_run advanced on each tick
+    (rows other tests restored keep their old next_run otherwise)."""
+    Schedule.objects.update(next_run=timezone.now() - timedelta(seconds=seconds_ago))
     Schedule.objects.update_or_create(
         func=SWEEPER,
         defaults={
