@@ -269,21 +269,21 @@ def test_a_worker_process_that_opens_the_breaker_queues_the_probe_when_it_half_o
     settings.POSTBACK_BREAKER_COOLDOWN = 0.2
     woken = threading.Event()
     monkeypatch.setattr(breaker, "queue_probe", lambda host: woken.set())
-    monkeypatch.setattr(breaker, "_runs_tasks", False)  # restored afterwards
+    breaker.forget_wakes()  # this test process has not run a task yet
     (d,) = deliveries(DOWN, 1)
     failure = HttpResult(status=503)
     for _ in range(3):
         breaker.record_outcome(d, failure)
-    assert health().opened_until and not breaker._timers  # not a process that runs tasks
+    assert health().opened_until and not breaker.pending_wakes()  # runs no tasks: no timer
     EndpointHealth.objects.all().delete()
 
     pre_execute.send(sender="django_q", func=None, task={})  # as django-q2's worker does
     for _ in range(3):
         breaker.record_outcome(d, failure)
 
-    assert "down.example.com:443" in breaker._timers
+    assert breaker.pending_wakes() == ["down.example.com:443"]
     assert woken.wait(5)
-    breaker._timers.clear()
+    breaker.forget_wakes()
 
 
 def test_refusals_and_test_sends_do_not_count_against_the_endpoint(seam):

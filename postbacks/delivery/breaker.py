@@ -317,6 +317,21 @@ def wake_at(host: str, until) -> None:
     timer.start()
 
 
+def pending_wakes() -> list[str]:
+    """The endpoints this process will queue a probe for when they half-open."""
+    return sorted(_timers)
+
+
+def forget_wakes() -> None:
+    """Cancel this process's probe timers and treat it as one that runs no tasks again (tests
+    call it between cases, so a timer of one never fires into the next)."""
+    global _runs_tasks
+    for timer in _timers.values():
+        timer.cancel()
+    _timers.clear()
+    _runs_tasks = False
+
+
 def queue_probe(host: str) -> list[int]:
     """When a backed-off endpoint half-opens: queue its longest-waiting delivery (made due now, if
     it was a retry set for later) to go out as the probe; returns its id, if any."""
