@@ -1,9 +1,20 @@
-"""Admin for clicks, conversion types, conversions (saved through the service) and rates."""
+"""Admin for clicks, conversion types, conversions (saved through the service) and rates, and
+the offer's page extended with its payout rules."""
 
 from django.contrib import admin
 
+from affiliates.admin import OfferAdmin
+from affiliates.models import Offer
+
 from . import services
-from .models import Click, Conversion, ConversionStatusChange, ConversionType, ExchangeRate
+from .models import (
+    Click,
+    Conversion,
+    ConversionStatusChange,
+    ConversionType,
+    ExchangeRate,
+    PayoutRule,
+)
 
 AFF_SUBS = ["aff_s1", "aff_s2", "aff_s3", "aff_s4", "aff_s5"]
 
@@ -118,3 +129,24 @@ class ExchangeRateAdmin(admin.ModelAdmin):
     list_display = ["base", "quote", "rate", "valid_on"]
     list_filter = ["base", "quote"]
     date_hierarchy = "valid_on"
+
+
+class PayoutRuleInline(admin.TabularInline):
+    """Rules are edited where the offer is; rows are deactivated rather than deleted (only
+    superusers may delete, as with offers)."""
+
+    model = PayoutRule
+    fields = ["conversion_type", "kind", "amount", "currency", "active"]
+    extra = 0
+    verbose_name_plural = (
+        "payout rules (for conversions sent without a payout; their own payout always wins)"
+    )
+
+
+class OfferWithPayoutRulesAdmin(OfferAdmin):
+    # affiliates knows nothing of conversions; this layer adds the rules to the offer's page.
+    inlines = [*OfferAdmin.inlines, PayoutRuleInline]
+
+
+admin.site.unregister(Offer)
+admin.site.register(Offer, OfferWithPayoutRulesAdmin)

@@ -1,5 +1,5 @@
-"""The conversion REST API (create, change status/amounts, list and read) and the exchange-rate
-API (list, store); token auth."""
+"""The conversion REST API (create, change status/amounts, list and read), the exchange-rate
+API (list, store) and the payout-rule API; token auth."""
 
 from decimal import Decimal
 
@@ -14,8 +14,8 @@ from trackdesk.parsers import JSONParser
 from trackdesk.permissions import StoreModelPermissions
 
 from . import services
-from .filters import ConversionFilter, ExchangeRateFilter
-from .models import Conversion, ExchangeRate, StatusChangeSource
+from .filters import ConversionFilter, ExchangeRateFilter, PayoutRuleFilter
+from .models import Conversion, ExchangeRate, PayoutRule, StatusChangeSource
 from .serializers import (
     BulkConversionsSerializer,
     BulkResultSerializer,
@@ -23,6 +23,7 @@ from .serializers import (
     ConversionSerializer,
     ConversionUpdateSerializer,
     ExchangeRateSerializer,
+    PayoutRuleSerializer,
     prefetch_for_bulk,
 )
 
@@ -153,3 +154,12 @@ class ExchangeRateViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewse
         serializer.save()
         code = status.HTTP_201_CREATED if serializer.created else status.HTTP_200_OK
         return Response(serializer.data, status=code)
+
+
+class PayoutRuleViewSet(viewsets.ModelViewSet):
+    """Payout rules: an offer's payout per conversion type, for conversions sent without one."""
+
+    queryset = PayoutRule.objects.select_related("conversion_type").order_by("offer_id", "id")
+    serializer_class = PayoutRuleSerializer
+    filterset_class = PayoutRuleFilter
+    parser_classes = [DecimalJSONParser]

@@ -1,4 +1,4 @@
-"""Query-string filters for the conversion and exchange-rate list APIs."""
+"""Query-string filters for the conversion, exchange-rate and payout-rule list APIs."""
 
 from datetime import UTC
 
@@ -7,7 +7,7 @@ from django import forms
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 
-from .models import Conversion, ExchangeRate
+from .models import Conversion, ExchangeRate, PayoutRule
 from .serializers import STATUS_HELP, parse_status
 
 
@@ -92,3 +92,14 @@ class ExchangeRateFilter(django_filters.FilterSet):
     class Meta:
         model = ExchangeRate
         fields = ["base", "quote", "valid_on"]
+
+
+class PayoutRuleFilter(django_filters.FilterSet):
+    offer = IdFilter(field_name="offer_id", help_text="Offer id.")
+    conversion_type = django_filters.CharFilter(
+        field_name="conversion_type__code", help_text="Conversion type code, e.g. sale."
+    )
+
+    class Meta:
+        model = PayoutRule
+        fields = ["active"]

@@ -207,3 +207,71 @@ class ExchangeRate(models.Model):
 
     def __str__(self) -> str:
         return f"1 {self.base} = {self.rate} {self.quote} ({self.valid_on})"
+
+
+class PayoutRuleKind(models.TextChoices):
+    FIXED = "fixed", "Fixed amount"
+    PERCENT = "percent", "Percent of the sale amount"
+
+
+PERCENT_LIMIT = Decimal(100)
+
+
+def payout_rule_errors(kind: str, amount: Decimal | None, currency: str) -> dict[str, str]:
+    """What is wrong with a rule's kind, amount and currency together, by field (admin and API)."""
+    if kind == PayoutRuleKind.FIXED and not currency:
+        return {"currency": "A fixed payout needs its currency."}
+    if kind == PayoutRuleKind.PERCENT and currency:
+        return {
+            "currency": "A percent payout is in the conversion's own currency: leave this blank."
+        }
+    if kind == PayoutRuleKind.PERCENT and amount is not None and amount > PERCENT_LIMIT:
+        return {"amount": f"A percentage of the sale amount is at most {PERCENT_LIMIT}."}
+    return {}
+
+
+class PayoutRule(models.Model):
+    """The payout of a conversion that arrives without one, for one offer and conversion type.
+
+    Fixed: `amount` in `currency`, converted into the conversion's currency. Percent: `amount`
+    percent of the conversion's sale amount, in the conversion's currency. A conversion's own
+    payout always wins (conversions.services).
+    """
+
+    offer = models.ForeignKey(Offer, on_delete=models.CASCADE, related_name="payout_rules")
+    conversion_type = models.ForeignKey(
+        ConversionType, on_delete=models.CASCADE, related_name="payout_rules"
+    )
+    kind = models.CharField(max_length=10, choices=PayoutRuleKind.choices)
+    amount = ExactDecimalField(
+        **MONEY, help_text="The payout (fixed), or the percentage of the sale amount (percent)."
+    )
+    currency = models.CharField(
+        max_length=3,
+        choices=currencies.CHOICES,
+        validators=[validate_currency],
+        blank=True,
+        help_text="Fixed payouts only; a percent payout is in the conversion's currency.",
+    )
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["offer", "conversion_type"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["offer", "conversion_type"],
+                name="payout_rule_unique_per_offer_and_type",
+                violation_error_message="This offer has a payout rule for this conversion type "
+                "already: change that one.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        if self.kind == PayoutRuleKind.PERCENT:
+            return f"{self.amount}% of the sale amount"
+        return f"{self.amount} {self.currency}"
+
+    def clean(self):
+        errors = payout_rule_errors(self.kind, self.amount, self.currency)
+        if errors:
+            raise ValidationError(errors)

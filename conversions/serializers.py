@@ -20,6 +20,9 @@ from .models import (
     ConversionStatusChange,
     ConversionType,
     ExchangeRate,
+    PayoutRule,
+    PayoutRuleKind,
+    payout_rule_errors,
     validate_exact_digits,
 )
 
@@ -365,3 +368,59 @@ class ExchangeRateSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             defaults={"rate": validated_data["rate"]},
         )
         return rate
+
+
+class PayoutRuleSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    """An offer's payout for one conversion type, used when a conversion arrives without one."""
+
+    offer = serializers.PrimaryKeyRelatedField(
+        queryset=Offer.objects.all(), pk_field=serializers.IntegerField(), help_text="Offer id."
+    )
+    conversion_type = serializers.SlugRelatedField(
+        slug_field="code",
+        queryset=ConversionType.objects.all(),
+        help_text="Conversion type code, e.g. sale.",
+    )
+    kind = serializers.ChoiceField(
+        choices=PayoutRuleKind.choices,
+        help_text="fixed: `amount` in `currency`, converted into the conversion's currency. "
+        "percent: `amount` percent (at most 100) of the conversion's sale amount, in the "
+        "conversion's currency, rounded half up to its minor unit.",
+    )
+    amount = StoredDecimalField(
+        max_digits=MONEY["max_digits"],
+        decimal_places=MONEY["decimal_places"],
+        min_value=Decimal(0),
+        validators=[validate_exact_digits],
+        help_text='The payout or the percentage, as a decimal string such as "12.50"; at most 15 '
+        "significant digits, 12 before the decimal point and 6 after.",
+    )
+    currency = CurrencyField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="ISO 4217 code of a fixed payout; blank for a percent payout.",
+    )
+
+    class Meta:
+        model = PayoutRule
+        fields = ["id", "offer", "conversion_type", "kind", "amount", "currency", "active"]
+        validators = []  # the unique pair is checked in validate(), with a message that helps
+
+    def validate(self, attrs):
+        current = {name: getattr(self.instance, name, None) for name in self.Meta.fields}
+        merged = {**current, **attrs}
+        errors = payout_rule_errors(merged["kind"], merged["amount"], merged["currency"] or "")
+        if errors:
+            raise serializers.ValidationError(errors)
+        taken = PayoutRule.objects.filter(
+            offer=merged["offer"], conversion_type=merged["conversion_type"]
+        ).exclude(pk=getattr(self.instance, "pk", None))
+        if taken.exists():
+            raise serializers.ValidationError(
+                {
+                    "conversion_type": "This offer has a payout rule for this conversion type "
+                    f"already (id {taken.first().pk}): change that one."
+                }
+            )
+        return attrs

@@ -1,21 +1,31 @@
 """Writes to clicks and conversions: every path (API, pixel, admin, import) goes through here."""
 
-from dataclasses import dataclass
-from decimal import Decimal
+import logging
+from dataclasses import dataclass, replace
+from datetime import UTC
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from affiliates.models import Affiliate, Offer
+from trackdesk.currencies import quantum
 
+from .exchange import ConversionError, convert_rounded
 from .models import (
     Click,
     Conversion,
     ConversionStatus,
     ConversionStatusChange,
     ConversionType,
+    PayoutRule,
+    PayoutRuleKind,
     StatusChangeSource,
 )
 from .signals import conversion_event, conversion_events
+
+log = logging.getLogger(__name__)
 
 AFF_PARAMS = ("affS1", "affS2", "affS3", "affS4", "affS5")
 
@@ -65,6 +75,7 @@ def create_conversion(data: ConversionInput, *, source: str) -> tuple[Conversion
     on (offer, transaction_id) decides, and the loser gets the winner's row. New conversions
     are the common case, so the insert is tried first rather than looked up before.
     """
+    [data] = with_rule_payouts([data])
     try:
         with transaction.atomic():
             conversion = Conversion.objects.create(**vars(data))
@@ -89,6 +100,7 @@ def create_conversions_bulk(
     of them meanwhile, the items are written one by one instead, so each still either fully
     happens or not at all.
     """
+    items = with_rule_payouts(items)
     found = Conversion.objects.filter(
         offer__in={item.offer for item in items},
         transaction_id__in={item.transaction_id for item in items},
@@ -112,6 +124,94 @@ def create_conversions_bulk(
     except IntegrityError:
         return [create_conversion(item, source=source) for item in items]
     return results
+
+
+def with_rule_payouts(items: list[ConversionInput]) -> list[ConversionInput]:
+    """`items`, those without a payout given the one their offer's payout rule sets.
+
+    A conversion's own payout always wins. One query for the rules, and one lookup of rates per
+    fixed rule and conversion currency that differ, however many items there are.
+    """
+    missing = [item for item in items if item.payout is None]
+    if not missing:
+        return items
+    rules = {
+        (rule.offer_id, rule.conversion_type_id): rule
+        for rule in PayoutRule.objects.filter(
+            active=True,
+            offer__in={item.offer.pk for item in missing},
+            conversion_type__in={item.conversion_type.pk for item in missing},
+        )
+    }
+    fixed = {}  # (rule id, currency) → payout: converted once per batch
+    filled = []
+    for item in items:
+        rule = rules.get((item.offer.pk, item.conversion_type.pk))
+        if item.payout is not None or rule is None:
+            filled.append(item)
+            continue
+        if rule.kind == PayoutRuleKind.FIXED:
+            key = (rule.pk, item.currency)
+            if key not in fixed:
+                fixed[key] = _fixed_payout(rule, item)
+            payout = fixed[key]
+        else:
+            payout = _percent_payout(rule, item)
+        filled.append(replace(item, payout=payout) if payout is not None else item)
+    return filled
+
+
+def _fixed_payout(rule: PayoutRule, item: ConversionInput) -> Decimal | None:
+    """The rule's amount in the conversion's currency; None (and why, in the log) when no
+    stored rate expresses it there: a conversion holds its amounts in one currency only."""
+    if rule.currency == item.currency:
+        return rule.amount  # as written: a sub-cent payout stays one
+    try:
+        payout = convert_rounded(
+            rule.amount, rule.currency, item.currency, timezone.now().astimezone(UTC).date()
+        )
+    except ConversionError as exc:
+        _log_not_applied(rule, item, str(exc))
+        return None
+    return _storable(payout, rule, item)
+
+
+def _percent_payout(rule: PayoutRule, item: ConversionInput) -> Decimal | None:
+    """The rule's percentage of the sale amount, rounded half up to the currency's minor unit;
+    None without a sale amount."""
+    if item.sale_amount is None:
+        _log_not_applied(rule, item, "the conversion has no sale amount", level=logging.INFO)
+        return None
+    with localcontext() as ctx:
+        ctx.prec = 40  # 15 significant digits times 15: exact before rounding once
+        share = item.sale_amount * rule.amount / 100
+        payout = share.quantize(quantum(item.currency), rounding=ROUND_HALF_UP)
+    return _storable(payout, rule, item)
+
+
+def _storable(payout: Decimal, rule: PayoutRule, item: ConversionInput) -> Decimal | None:
+    """`payout` if the payout field takes it: rounding up or a rate can carry an amount past
+    the digits a conversion stores, and a refused value would fail the whole conversion."""
+    try:
+        Conversion._meta.get_field("payout").run_validators(payout)
+    except ValidationError as exc:
+        _log_not_applied(rule, item, f"{payout} is not a storable payout: {' '.join(exc.messages)}")
+        return None
+    return payout
+
+
+def _log_not_applied(
+    rule: PayoutRule, item: ConversionInput, reason: str, level: int = logging.WARNING
+) -> None:
+    log.log(
+        level,
+        "Payout rule %s (offer %s, type %s) not applied to transaction %r: %s",
+        rule.pk,
+        item.offer.pk,
+        item.conversion_type.code,
+        item.transaction_id,
+        reason,
+    )
 
 
 def announce_many(conversions: list[Conversion], *, source: str) -> None:
@@ -198,4 +298,5 @@ __all__ = [
     "record_click",
     "save_from_admin",
     "update_conversion",
+    "with_rule_payouts",
 ]

@@ -75,6 +75,13 @@ class Postback(models.Model):
         blank=True,
         help_text='What {status} renders as, per status, e.g. {"approved": "1", "rejected": "2"}.',
     )
+    # A list of {"name", "value"} objects rather than one object: PostgreSQL's jsonb reorders
+    # object keys, and the form and API should show the headers in the order they were written.
+    headers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Extra request headers, e.g. X-Api-Key; values may use placeholders.",
+    )
     active = models.BooleanField(default=True)
     paused_reason = models.TextField(
         blank=True,
@@ -213,6 +220,9 @@ class Delivery(models.Model):
     last_status_code = models.PositiveSmallIntegerField("last HTTP status", null=True, blank=True)
     last_duration_ms = models.PositiveIntegerField("duration (ms)", null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # "EUR→GBP" while the delivery waits for that exchange rate (postbacks/money.py sends it
+    # when the rate is saved); blank otherwise. Kept apart from endpoint failures.
+    waiting_for_rate = models.CharField(max_length=7, blank=True, default="")
     created = models.DateTimeField("triggered", default=timezone.now, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

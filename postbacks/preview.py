@@ -25,7 +25,15 @@ from postbacks.validation import validate_postback_config
 from trackdesk import parsers
 
 # The settings that shape the request; the live preview reports problems with these only.
-PREVIEW_FIELDS = ("url", "method", "body_format", "body_template", "currency", "status_map")
+PREVIEW_FIELDS = (
+    "url",
+    "method",
+    "body_format",
+    "body_template",
+    "currency",
+    "status_map",
+    "headers",
+)
 RECENT_CONVERSIONS = 20
 _MARKER = re.compile(r"UNKNOWNPLACEHOLDER(\d+)END")
 
@@ -68,6 +76,7 @@ def live_preview(values: dict, conversion=None, *, allow_revenue: bool | None = 
         "method": "",
         "url": [],
         "body": [],
+        "headers": [],
     }
     masked = {**values}
     for field_name in ("url", "body_template"):
@@ -80,6 +89,7 @@ def live_preview(values: dict, conversion=None, *, allow_revenue: bool | None = 
     result["method"] = request.method
     result["url"] = _segments(request.url, unknown)
     result["body"] = _segments(request.body, unknown)
+    result["headers"] = [[name, value] for name, value in request.headers.items()]
     return result
 
 

@@ -16,15 +16,20 @@ How values are written, wherever a placeholder stands:
   currency's minor-unit decimals, more only when the value has more non-zero digits
   (12.5 USD → `12.50`, 0.125 USD → `0.125`, 1500 JPY → `1500`, 12.500000 USD → `12.50`).
   Converted amounts use the latest stored rate on or before the conversion's date and are
-  rounded half up to the currency's minor unit; with no rate the postback is not sent, nor
+  rounded half up to the currency's minor unit; with no rate the postback is not sent (a
+  `WaitingForRate`: the delivery waits for the rate, see postbacks/delivery/single.py), nor
   with an amount too large to convert or one its field refuses (stored before the digit limits).
 - **`{timestamp}`**: the conversion's creation time in UTC, ISO 8601 to the second
   (`2026-11-25T14:03:09Z`).
+- **Custom headers**: values are written as they are (not URL-encoded), with spaces and tabs at
+  either end removed; a value that holds a line break, another control character or a non-ASCII
+  character once its placeholders are filled in is not sent (it could split the header, and
+  receivers read such bytes differently).
 """
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC
 from decimal import Decimal, InvalidOperation, localcontext
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
@@ -32,7 +37,7 @@ from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from conversions.exchange import ConversionError, convert_rounded
+from conversions.exchange import ConversionError, MissingRate, convert_rounded
 from postbacks.models import TrackingSettings
 from postbacks.placeholders import AMOUNT_FIELDS, Placeholder, RenderContext, lookup, valid_names
 from trackdesk.currencies import minor_units
@@ -48,6 +53,19 @@ JSON_CONTENT_TYPE = "application/json"
 
 class RenderError(ValueError):
     """A postback cannot be rendered; the message says what to fix."""
+
+
+class WaitingForRate(RenderError):
+    """No stored rate converts the conversion's currency into the postback's yet: not the
+    configuration's fault, and fixed by adding the rate, so the delivery waits for it."""
+
+    def __init__(self, from_code: str, to_code: str, message: str):
+        super().__init__(message)
+        self.from_code, self.to_code = from_code, to_code
+
+    @property
+    def pair(self) -> str:
+        return f"{self.from_code}→{self.to_code}"
 
 
 @dataclass(frozen=True)
@@ -92,6 +110,7 @@ CONFIG_FIELDS = (
     "scope",
     "currency",
     "status_map",
+    "headers",
 )
 
 
@@ -102,7 +121,7 @@ def postback_values(postback) -> dict:
 
 def amount_fields_used(values: dict, *, allow_revenue: bool) -> tuple[str, ...]:
     """Conversion amount fields the templates send: only these need an exchange rate."""
-    text = f"{values.get('url')} {values.get('body_template')}"
+    text = f"{values.get('url')} {values.get('body_template')} {header_text(values)}"
     used = filter(None, map(lookup, find_placeholders(text)))
     return tuple(
         AMOUNT_FIELDS[p.name] for p in used if p.kind == "amount" and (allow_revenue or not p.gated)
@@ -141,6 +160,8 @@ def _amount_in(conversion, field_name: str, target: str) -> Decimal | None:
         return amount
     try:
         return convert_rounded(amount, conversion.currency, target, _rate_date(conversion))
+    except MissingRate as exc:
+        raise WaitingForRate(conversion.currency, target, str(exc)) from exc
     except ConversionError as exc:
         raise RenderError(str(exc)) from exc
 
@@ -164,6 +185,11 @@ def _rate_date(conversion):
 
 def render_template(values: dict, ctx: RenderContext) -> RenderedRequest:
     """Render a configuration (the keys of `postback_values`) for the event in `ctx`."""
+    request = _render_url_and_body(values, ctx)
+    return replace(request, headers=render_headers(values.get("headers"), ctx))
+
+
+def _render_url_and_body(values: dict, ctx: RenderContext) -> RenderedRequest:
     url = values.get("url") or ""
     _check_url(url)
     method = (values.get("method") or "GET").upper()
@@ -191,6 +217,42 @@ def _check_url(url: str) -> None:
         raise RenderError("The postback URL must start with http:// or https:// and name a host.")
     if PLACEHOLDER_RE.search(parts.netloc):
         raise RenderError("Placeholders may not appear in the host, port or user info of the URL.")
+
+
+def header_pairs(headers) -> list[tuple[str, str]]:
+    """(name, value) pairs of a postback's `headers` ([{"name": ..., "value": ...}, ...])."""
+    if not isinstance(headers, list):
+        return []
+    return [
+        (h.get("name"), h.get("value"))
+        for h in headers
+        if isinstance(h, dict) and all(isinstance(h.get(key), str) for key in ("name", "value"))
+    ]
+
+
+def header_text(values: dict) -> str:
+    """Every header value of a configuration, for the placeholder checks."""
+    return " ".join(value for _, value in header_pairs(values.get("headers")))
+
+
+def render_headers(headers, ctx: RenderContext) -> dict:
+    """The custom headers with their placeholders filled in, values as they are (no encoding)."""
+    rendered = {}
+    for name, template in header_pairs(headers):
+        value = PLACEHOLDER_RE.sub(lambda m: _text(m.group(1), ctx), template).strip(" \t")
+        if not is_header_safe(value):
+            raise RenderError(
+                f"The header {name} would hold a line break, a control character or a "
+                "non-ASCII character once its placeholders are filled in; not sent. Use a "
+                "placeholder whose values are plain text, or move it into the URL."
+            )
+        rendered[name] = value
+    return rendered
+
+
+def is_header_safe(value: str) -> bool:
+    """Printable ASCII, spaces and tabs only: nothing that could end or split a header."""
+    return all(char == "\t" or " " <= char <= "~" for char in value)
 
 
 def render_url(template: str, ctx: RenderContext) -> str:

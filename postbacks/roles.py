@@ -21,13 +21,20 @@ VIEW_ALL = [
     ("conversions", "conversion"),
     ("conversions", "conversionstatuschange"),
     ("conversions", "exchangerate"),
+    ("conversions", "payoutrule"),
     ("postbacks", "postback"),
     ("postbacks", "trackingsettings"),
     ("postbacks", "delivery"),
     ("postbacks", "deliveryattempt"),
     ("postbacks", "endpointhealth"),
 ]
-MANAGED = [("affiliates", "affiliate"), ("affiliates", "offer"), ("postbacks", "postback")]
+MANAGED = [
+    ("affiliates", "affiliate"),
+    ("affiliates", "offer"),
+    ("conversions", "payoutrule"),
+    ("conversions", "exchangerate"),  # a missing rate holds postbacks back (issue 11)
+    ("postbacks", "postback"),
+]
 
 ROLES = {
     MANAGERS: [

@@ -9,9 +9,10 @@ from conversions.models import ConversionStatus, ConversionType
 from conversions.serializers import StatusField, parse_status
 from postbacks import validation
 from postbacks.models import Delivery, DeliveryAttempt, Postback
+from postbacks.money import missing_rate_warnings
 from postbacks.rendering import CONFIG_FIELDS
 from trackdesk.api import CurrencyField, StrictFieldsMixin
-from trackdesk.masking import mask
+from trackdesk.masking import mask, mask_header_list
 
 
 class OptionalCurrencyField(CurrencyField):
@@ -41,6 +42,18 @@ class StatusMapField(serializers.DictField):
                 f"Use one of: {', '.join(ConversionStatus.values)}."
             )
         return {parse_status(key): value for key, value in mapping.items()}
+
+
+class HeadersField(serializers.JSONField):
+    """The postback's extra request headers; secret-looking values (X-Api-Key, Authorization)
+    are masked for callers who may view postbacks but not change them. Checked by
+    validate_postback_config."""
+
+    def to_representation(self, value):
+        request = self.context.get("request")
+        if request is None or not request.user.has_perm("postbacks.change_postback"):
+            return mask_header_list(value)
+        return value
 
 
 # validate_postback_config reads rendering.CONFIG_FIELDS (imported above) and these relations.
@@ -79,6 +92,17 @@ class PostbackSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         required=False,
         help_text='What {status} renders as, per status, e.g. {"approved": "1", "rejected": "2"}.',
     )
+    warnings = serializers.SerializerMethodField(
+        help_text="In the answer to a create or update: what will hold deliveries back, e.g. "
+        "no exchange rate from a currency in use into `currency` (saved all the same); empty "
+        "in listings."
+    )
+
+    headers = HeadersField(
+        required=False,
+        help_text='Extra request headers, e.g. [{"name": "X-Api-Key", "value": "..."}]; values '
+        "may use placeholders. Secret-looking values are masked unless you may change postbacks.",
+    )
 
     class Meta:
         model = Postback
@@ -96,9 +120,11 @@ class PostbackSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             "body_format",
             "body_template",
             "status_map",
+            "headers",
             "active",
             "created",
             "updated",
+            "warnings",
         ]
 
     def validate_statuses(self, value):
@@ -138,6 +164,14 @@ class PostbackSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     def update(self, instance, validated_data):
         with transaction.atomic():
             return super().update(instance, validated_data)
+
+    def get_warnings(self, instance) -> list[str]:
+        # Only the answer to a create or an update warns (a listing stays one query per page).
+        return missing_rate_warnings(instance) if getattr(self, "_saved", False) else []
+
+    def save(self, **kwargs):
+        self._saved = True
+        return super().save(**kwargs)
 
 
 class MaskedTextField(serializers.CharField):

@@ -16,6 +16,7 @@ from postbacks.rendering import (
     PLACEHOLDER_RE,
     RenderError,
     find_placeholders,
+    is_header_safe,
     render_json,
 )
 from postbacks.sample import sample_context
@@ -28,6 +29,14 @@ REVENUE_SETTING_MESSAGE = (
 )
 STATUS_MAP_VALUE_MAX = 64
 PORT_MESSAGE = "The URL's port must be a number between 1 and 65535."
+MAX_HEADERS = 20
+HEADER_NAME_MAX = 64
+HEADER_VALUE_MAX = 1024
+HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
+# Headers the connection, the HTTP library or we ourselves set: a postback may not override them.
+HOP_BY_HOP = {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"}
+OURS = {"host", "content-length", "content-type", "user-agent", "x-postback-id"}
+OURS_PREFIXES = ("proxy-", "webhook-", "x-postback-")
 
 
 def validate_postback_config(values: dict, *, allow_revenue: bool | None = None) -> None:
@@ -49,6 +58,7 @@ def validate_postback_config(values: dict, *, allow_revenue: bool | None = None)
         "conversion_types": _conversion_types_errors(values),
         "currency": _currency_errors(values.get("currency")),
         "status_map": _status_map_errors(values.get("status_map")),
+        "headers": _headers_errors(values.get("headers"), allow_revenue),
     }
     errors = {name: messages for name, messages in errors.items() if messages}
     if errors:
@@ -219,6 +229,62 @@ def _status_map_errors(status_map) -> list[str]:
             'e.g. {"approved": "1"}.'
         )
     return errors
+
+
+def _headers_errors(headers, allow_revenue: bool) -> list[str]:
+    if headers in (None, "", []):
+        return []
+    shape = 'Headers are a list of {"name": "X-Api-Key", "value": "..."} objects.'
+    if not isinstance(headers, list) or not all(
+        isinstance(h, dict)
+        and set(h) == {"name", "value"}
+        and all(isinstance(h[k], str) for k in h)
+        for h in headers
+    ):
+        return [shape]
+    if len(headers) > MAX_HEADERS:
+        return [f"At most {MAX_HEADERS} headers; remove {len(headers) - MAX_HEADERS}."]
+    errors, seen = [], set()
+    for header in headers:
+        name, value = header["name"], header["value"]
+        errors += _header_name_errors(name, seen)
+        seen.add(name.lower())
+        errors += _header_value_errors(name, value, allow_revenue)
+    return errors
+
+
+def _header_name_errors(name: str, seen: set) -> list[str]:
+    lowered = name.lower()
+    if not name:
+        return ["A header needs a name, e.g. X-Api-Key."]
+    if len(name) > HEADER_NAME_MAX or not HEADER_NAME_RE.fullmatch(name):
+        return [
+            f"{name[:HEADER_NAME_MAX]!r} is not a header name: at most {HEADER_NAME_MAX} "
+            "letters, digits and - (no spaces or colons), e.g. X-Api-Key."
+        ]
+    if lowered in HOP_BY_HOP or lowered in OURS or lowered.startswith(OURS_PREFIXES):
+        return [
+            f"The header {name} cannot be set on a postback: the connection or Trackdesk sets "
+            "it (Host, Content-Type, Content-Length, User-Agent, X-Postback-*, webhook-*, "
+            "Proxy-* and hop-by-hop headers such as Connection)."
+        ]
+    if lowered in seen:
+        return [f"The header {name} is listed twice; keep one."]
+    return []
+
+
+def _header_value_errors(name: str, value: str, allow_revenue: bool) -> list[str]:
+    if not value.strip():
+        return [f"Enter a value for the header {name}."]
+    if len(value) > HEADER_VALUE_MAX:
+        return [f"The header {name}'s value is longer than {HEADER_VALUE_MAX} characters."]
+    if not is_header_safe(value):
+        return [
+            f"The header {name}'s value may hold printable ASCII characters only (no line "
+            "breaks, control or non-ASCII characters)."
+        ]
+    errors = _placeholder_errors(value, allow_revenue) + _stray_brace_errors(value)
+    return [f"Header {name}: {message}" for message in errors]
 
 
 def _short_text(value) -> bool:

@@ -181,6 +181,7 @@ def test_postback_round_trips_every_field(api_client):
         "body_format": "json",
         "body_template": '{"click": "{affS1}", "payout": "{payout}"}',
         "status_map": {"approved": "1", "rejected": "2"},
+        "headers": [{"name": "X-Api-Key", "value": "k-{affS1}"}],
         "active": True,
     }
     created = api_client.post("/api/v1/postbacks/", payload, format="json")
@@ -200,9 +201,11 @@ def test_postback_round_trips_every_field(api_client):
         "body_format",
         "body_template",
         "status_map",
+        "headers",
         "active",
         "created",
         "updated",
+        "warnings",
     ]
     fetched = api_client.get(f"/api/v1/postbacks/{body['id']}/").json()
     for name, value in payload.items():

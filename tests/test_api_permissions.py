@@ -72,8 +72,15 @@ ROLE_TABLE = {
     ),
     ("/api/v1/exchange-rates/", "POST"): (
         "conversions.add_exchangerate conversions.change_exchangerate",
-        {SERVICE, SUPERUSER},
+        {MANAGERS, SERVICE, SUPERUSER},
     ),
+    ("/api/v1/payout-rules/ /api/v1/payout-rules/{id}/", "GET HEAD OPTIONS"): (
+        "conversions.view_payoutrule",
+        READERS,
+    ),
+    ("/api/v1/payout-rules/", "POST"): ("conversions.add_payoutrule", CONFIGURERS),
+    ("/api/v1/payout-rules/{id}/", "PUT PATCH"): ("conversions.change_payoutrule", CONFIGURERS),
+    ("/api/v1/payout-rules/{id}/", "DELETE"): ("conversions.delete_payoutrule", {SUPERUSER}),
     ("/tracking/conversion/v1", "GET HEAD OPTIONS"): ("the offer's pixel secret", EVERYONE),
     ("/api/schema/ /api/docs/", "GET HEAD OPTIONS"): ("a token or login", EVERYONE),
 }

@@ -153,17 +153,6 @@ def test_blocked_destination_is_logged_on_the_delivery_and_never_retried(setting
     assert blocked.attempt_log.get().error == blocked.last_error
 
 
-def test_missing_exchange_rate_fails_with_a_clear_error_and_sends_nothing(seam, delivery):
-    delivery.postback.currency = "GBP"
-    delivery.postback.save()
-    single.attempt_delivery(delivery.pk)
-    delivery.refresh_from_db()
-    assert seam.calls == []
-    assert delivery.state == DeliveryState.FAILED
-    assert "exchange rate" in delivery.last_error.lower()
-    assert delivery.attempt_log.get().error == delivery.last_error
-
-
 def test_an_unforeseen_error_while_rendering_is_a_failed_attempt_retried_later(
     seam, delivery, monkeypatch, settings
 ):

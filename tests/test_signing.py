@@ -26,7 +26,13 @@ pytestmark = pytest.mark.django_db
 def receiver_verifies(secret: str, headers: dict, body: str) -> bool:
     """What a receiver does (as in docs/security-and-reliability.md): any v1 entry may match."""
     key = base64.b64decode(secret.split("_", 1)[1])
-    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.{body}".encode()
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}."
+    names = headers.get("webhook-headers", "").split()
+    if names:  # the postback's own headers: "name:value\n" per listed name, hashed
+        received = {name.lower(): value for name, value in headers.items()}
+        block = "".join(f"{name}:{received[name]}\n" for name in names)
+        signed += hashlib.sha256(block.encode()).hexdigest() + "."
+    signed = signed.encode() + body.encode()
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
     entries = headers["webhook-signature"].split(" ")
     return any(hmac.compare_digest(e.split(",", 1)[1], expected) for e in entries)
@@ -90,6 +96,34 @@ def test_get_postback_signs_an_empty_body(sent):
 def test_unsigned_postback_sends_no_signature_headers(sent, json_postback):
     deliver(json_postback)
     assert not {"webhook-id", "webhook-signature"} & set(sent[0]["headers"])
+
+
+def test_custom_headers_are_signed_with_the_body(sent, json_postback):
+    json_postback.headers = [
+        {"name": "X-Api-Key", "value": "key-1"},
+        {"name": "X-Click", "value": "{affS1}"},
+    ]
+    json_postback.save()
+    secret = signing.rotate(json_postback)
+    deliver(json_postback)
+    headers, body = sent[0]["headers"], sent[0]["body"]
+    assert headers["webhook-headers"] == "x-api-key x-click"
+    assert receiver_verifies(secret, headers, body)
+    assert not receiver_verifies(secret, {**headers, "X-Api-Key": "key-2"}, body)
+    assert not receiver_verifies(secret, {**headers, "webhook-headers": "x-click"}, body)
+    # A byte moved from the body into a header value (both unsigned parts) breaks it too.
+    moved = {**headers, "X-Click": headers["X-Click"] + body[:1]}
+    assert not receiver_verifies(secret, moved, body[1:])
+
+
+def test_without_custom_headers_the_signed_content_stays_id_timestamp_body(sent, json_postback):
+    secret = signing.rotate(json_postback)
+    deliver(json_postback)
+    headers, body = sent[0]["headers"], sent[0]["body"]
+    assert "webhook-headers" not in headers
+    assert headers["webhook-signature"] == signing.signature(
+        secret, headers["webhook-id"], int(headers["webhook-timestamp"]), body.encode()
+    )
 
 
 def test_after_rotation_both_secrets_sign_for_a_day(sent, json_postback):

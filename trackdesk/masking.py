@@ -42,6 +42,15 @@ JSON_LITERAL_PAIR = re.compile(
     r'(?P<value>-?\d[\d.eE+-]*|true|false|[\[{](?:[^\[\]{}"\\]|"(?:[^"\\]|\\.)*")*[\]}])'
 )
 
+# 'name': 'value' in a Python dict's repr (a headers dict in a log line); Name: value on a line
+# of its own (an HTTP header as logged).
+REPR_PAIR = re.compile(
+    r"(?P<lead>'(?P<name>[^'\\]{1,100})'\s*:\s*')(?P<value>(?:[^'\\]|\\.)*)(?=')"
+)
+HEADER_LINE = re.compile(
+    r"(?P<lead>(?:^|\n)(?P<name>[!#$%&*+.^_`|~0-9A-Za-z-]{1,64}):[ \t]*)(?P<value>[^\r\n]*)"
+)
+
 
 def is_secret_name(name: str) -> bool:
     lowered = name.lower()
@@ -68,11 +77,24 @@ def mask_text(text: str) -> str:
     if not text:
         return text
     text = JSON_PAIR.sub(_masked, QUERY_PAIR.sub(_masked, text))
+    text = REPR_PAIR.sub(_masked, HEADER_LINE.sub(_masked, text))
     return JSON_LITERAL_PAIR.sub(_masked_literal, text)
 
 
 def mask_headers(headers: dict) -> dict:
     return {k: MASK if is_secret_name(k) and v else v for k, v in (headers or {}).items()}
+
+
+def mask_header_list(headers) -> list:
+    """A postback's headers ([{"name", "value"}, ...]), secret-looking values masked."""
+    if not isinstance(headers, list):
+        return headers
+    return [
+        {**h, "value": MASK}
+        if isinstance(h, dict) and is_secret_name(str(h.get("name", ""))) and h.get("value")
+        else h
+        for h in headers
+    ]
 
 
 def masking_on() -> bool:

@@ -257,6 +257,8 @@ POSTBACK_BATCH_SIZE = env.int("POSTBACK_BATCH_SIZE", default=250)
 POSTBACK_DRAIN_SECONDS = env.float("POSTBACK_DRAIN_SECONDS", default=20.0)
 # Names this machine in the attempt log (which node sent what); default: the host name.
 NODE_NAME = env("NODE_NAME", default="")
+# ECB reference rates imported daily from this file or http(s) URL; empty: no import (offline).
+ECB_RATES_SOURCE = env("ECB_RATES_SOURCE", default="").strip()
 
 LOGGING = {
     "version": 1,

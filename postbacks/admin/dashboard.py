@@ -1,6 +1,7 @@
 """The delivery dashboard page: counts, success rate and latency per affiliate and per
-postback, deliveries per hour by state, and the endpoints failing now (from the circuit
-breaker's EndpointHealth rows and the postbacks' latest deliveries). Test sends are left out.
+postback, deliveries per hour by state, the endpoints failing now (from the circuit
+breaker's EndpointHealth rows and the postbacks' latest deliveries), and the postbacks waiting
+for an exchange rate (not an endpoint failure: nothing was sent). Test sends are left out.
 
 The numbers come from one snapshot (postbacks/stats.py): finished deliveries from the hourly
 roll-up plus a live count since, open ones counted live, all grouped by postback and hour in the
@@ -15,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, Min, OuterRef, Q, Subquery
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from postbacks import stats
+from postbacks import money, stats
 from postbacks.admin.html import STATE_COLOURS, log_url
 from postbacks.delivery import breaker
 from postbacks.models import Delivery, DeliveryState, EndpointHealth, Postback
@@ -56,6 +57,7 @@ def dashboard_view(request, model_admin):
         "peak": peak,
         "legend": [(DeliveryState(s).label, STATE_COLOURS[s]) for s in CHART_STATES],
         "failing": failing_endpoints(),
+        "waiting_for_rates": waiting_for_rates(),
         "log_url": log_url(),
     }
     return TemplateResponse(request, TEMPLATE, context)
@@ -242,7 +244,7 @@ def failing_endpoints(limit: int = FAILING_LIMIT) -> list[FailingEndpoint]:
     shown = Postback.objects.filter(Q(active=True) | ~Q(paused_reason=""))
     latest = (
         real_deliveries()
-        .filter(postback=OuterRef("pk"), attempts__gt=0)
+        .filter(postback=OuterRef("pk"), attempts__gt=0, waiting_for_rate="")
         .order_by("-created", "-pk")
     )
     annotated = shown.select_related("affiliate").annotate(
@@ -270,7 +272,7 @@ def failing_endpoints(limit: int = FAILING_LIMIT) -> list[FailingEndpoint]:
     postbacks = {p.pk: p for p in [*failing, *on_hosts]}
     retrying = dict(
         real_deliveries()
-        .filter(postback__in=list(postbacks), state=DeliveryState.RETRYING)
+        .filter(postback__in=list(postbacks), state=DeliveryState.RETRYING, waiting_for_rate="")
         .values_list("postback_id")
         .annotate(n=Count("*"))
         .order_by()
@@ -293,3 +295,31 @@ def failing_endpoints(limit: int = FAILING_LIMIT) -> list[FailingEndpoint]:
         reverse=True,
     )
     return ordered[:limit]
+
+
+@dataclass
+class RateWait:
+    """A postback with deliveries waiting for an exchange rate (one row per currency pair)."""
+
+    postback: Postback
+    pair: str
+    deliveries: int
+    since: datetime
+
+
+def waiting_for_rates(limit: int = FAILING_LIMIT) -> list[RateWait]:
+    """Postbacks whose deliveries wait for a missing exchange rate, most deliveries first; they
+    are sent by themselves once the rate is saved. Two queries."""
+    rows = list(
+        money.waiting_for_rates()
+        .values("postback_id", "waiting_for_rate")
+        .annotate(n=Count("*"), since=Min("created"))
+        .order_by("-n", "postback_id", "waiting_for_rate")[:limit]
+    )
+    postbacks = Postback.objects.select_related("affiliate").in_bulk(
+        {row["postback_id"] for row in rows}
+    )
+    return [
+        RateWait(postbacks[row["postback_id"]], row["waiting_for_rate"], row["n"], row["since"])
+        for row in rows
+    ]

@@ -37,6 +37,38 @@ class PlaceholderPicker(forms.Textarea):
         )
 
 
+class HeaderLinesField(forms.CharField):
+    """The postback's headers as "Name: value" lines, stored as [{"name", "value"}, ...]."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "style": MONOSPACE})
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, strip=False, **kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return "\n".join(f"{h.get('name')}: {h.get('value')}" for h in value)
+        return value
+
+    def to_python(self, value):
+        return parse_header_lines(super().to_python(value) or "")
+
+
+def parse_header_lines(text: str) -> list[dict]:
+    """ "Name: value" per line (blank lines skipped) → [{"name", "value"}, ...]."""
+    headers = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise ValidationError(
+                f"Line {number}: write one header per line as Name: value, e.g. X-Api-Key: abc."
+            )
+        headers.append({"name": name.strip(), "value": value.strip()})
+    return headers
+
+
 class PostbackForm(forms.ModelForm):
     statuses = forms.MultipleChoiceField(
         label="Conversion statuses",
@@ -44,6 +76,12 @@ class PostbackForm(forms.ModelForm):
         widget=forms.CheckboxSelectMultiple,
         error_messages={"required": "Pick at least one conversion status."},
         help_text="Fires when a conversion is created in, or changes to, one of these statuses.",
+    )
+    headers = HeaderLinesField(
+        label="Request headers",
+        help_text="One per line as Name: value, e.g. X-Api-Key: 3f9c…; values may use "
+        "placeholders and are sent as written (not URL-encoded). Signed with the body when "
+        "signing is on.",
     )
 
     class Meta:
@@ -62,6 +100,7 @@ class PostbackForm(forms.ModelForm):
             "body_format",
             "body_template",
             "status_map",
+            "headers",
         ]
         widgets = {
             "url": PlaceholderPicker(attrs={"rows": 3, "style": MONOSPACE}),

@@ -14,7 +14,7 @@ from postbacks.admin import pages
 from postbacks.admin.html import change_link, state_badge
 from postbacks.delivery import queue
 from postbacks.models import Delivery, DeliveryAttempt
-from trackdesk.masking import mask
+from trackdesk.masking import mask, mask_headers, masking_on
 
 LOG_TITLE = "Affiliate postback tracking log"
 BODY_PREVIEW_CHARS = 2000
@@ -70,9 +70,12 @@ class AttemptInline(admin.TabularInline):
 
     @admin.display(description="full URL and body sent")
     def sent(self, attempt):
-        return pre(
-            mask(attempt.url + (f"\n\n{attempt.request_body}" if attempt.request_body else ""))
-        )
+        headers = attempt.request_headers or {}
+        if masking_on():
+            headers = mask_headers(headers)
+        lines = "".join(f"\n{name}: {value}" for name, value in headers.items())
+        body = f"\n\n{attempt.request_body}" if attempt.request_body else ""
+        return pre(mask(attempt.url + body) + lines)
 
     @admin.display(description="response body")
     def response(self, attempt):

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from conversions.models import Conversion, ConversionStatus
 from postbacks.admin.dashboard import dashboard_view
+from postbacks.admin.forms import HeaderLinesField
 from postbacks.admin.html import log_url
 from postbacks.admin.walkthrough import walkthrough_view
 from postbacks.delivery.testsend import describe, send_test
@@ -73,6 +74,7 @@ class PreviewForm(forms.Form):
     body_template = forms.CharField(required=False, strip=False)
     currency = forms.CharField(required=False, strip=False)
     status_map = forms.CharField(required=False, strip=False)
+    headers = HeaderLinesField()
     statuses = forms.MultipleChoiceField(choices=ConversionStatus.choices, required=False)
     affiliate = forms.IntegerField(required=False, min_value=1)
     preview_conversion = forms.UUIDField(required=False)

@@ -8,7 +8,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from postbacks.admin import pages
 from postbacks.admin.forms import PostbackForm
@@ -24,8 +24,10 @@ from postbacks.models import (
     Postback,
     TrackingSettings,
 )
+from postbacks.money import missing_rate_warnings
 from postbacks.transport import signing
 from trackdesk.admin import DeactivateInsteadOfDeleteMixin
+from trackdesk.masking import mask_header_list, masking_on
 
 # Behind every test send: the form's button, the list action and the walkthrough's rows.
 TEST_SEND_PERMISSION = "postbacks.send_test_postback"
@@ -66,6 +68,7 @@ class PostbackAdmin(DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
                     "body_format",
                     "body_template",
                     "status_map",
+                    "headers",
                 ]
             },
         ),
@@ -78,13 +81,40 @@ class PostbackAdmin(DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         # Signing and deliveries exist only for a saved postback.
-        return self.fieldsets if obj else self.fieldsets[:-2]
+        fieldsets = self.fieldsets if obj else self.fieldsets[:-2]
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        # View-only users see the headers with secret-looking values masked.
+        swap = {"headers": "masked_headers"}
+        return [
+            (title, {**opts, "fields": [swap.get(f, f) for f in opts["fields"]]})
+            for title, opts in fieldsets
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "masked_headers"]
+
+    @admin.display(description="Request headers")
+    def masked_headers(self, postback):
+        shown = mask_header_list(postback.headers) if masking_on() else postback.headers
+        return (
+            format_html_join(
+                "", "<div><code>{}: {}</code></div>", ((h["name"], h["value"]) for h in shown)
+            )
+            or "-"
+        )
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         remember_click_field(obj.affiliate)
         if obj.active and obj.paused_reason:
             breaker.resume(obj)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # After the offers are saved: they decide which currencies are in use. Saved anyway.
+        for warning in missing_rate_warnings(form.instance):
+            messages.warning(request, warning)
 
     def has_send_test_permission(self, request):
         return request.user.has_perm(TEST_SEND_PERMISSION)

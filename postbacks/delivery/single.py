@@ -17,7 +17,7 @@ from django.utils import timezone
 from postbacks import conf
 from postbacks.delivery import breaker, ordering
 from postbacks.models import Delivery, DeliveryAttempt, DeliveryState
-from postbacks.rendering import RenderError, render_request
+from postbacks.rendering import RenderError, WaitingForRate, render_request
 from postbacks.transport import requests_sender, signing
 from postbacks.transport.policy import USER_AGENT, HttpResult
 
@@ -30,6 +30,15 @@ log = logging.getLogger(__name__)
 class NotSent(HttpResult):
     """No request went out because of an error of ours, not the endpoint's (an exception while
     rendering): retried on the schedule, and the circuit breaker does not count it."""
+
+
+@dataclass
+class RateWait(NotSent):
+    """Not sent because no exchange rate converts the amounts yet (`pair`, "EUR→GBP"): the
+    delivery waits for it without using up a retry (postbacks/money.py sends it when the rate
+    is saved), and the breaker does not count it (no request went out)."""
+
+    pair: str = ""
 
 
 def not_sent(exc: Exception, while_doing: str) -> NotSent:
@@ -106,6 +115,8 @@ def build_attempt(
             allow_revenue=allow_revenue,
         )
         headers = _request_headers(delivery, request)
+    except WaitingForRate as exc:
+        return attempt, RateWait(error=f"Waiting for a rate: {exc}", pair=exc.pair)
     except RenderError as exc:
         return attempt, HttpResult(error=f"Not sent: {exc}", permanent=True)
     except Exception as exc:  # unforeseen: maybe a bug fixed by the next retry, so not permanent
@@ -124,7 +135,12 @@ def _request_headers(delivery: Delivery, request) -> dict:
     }
     if request.content_type:
         headers["Content-Type"] = request.content_type
-    headers.update(signing.headers(delivery.postback, str(delivery.uid), request.body))
+    # The postback's own headers (validation keeps them clear of the names above) are signed too.
+    headers.update(
+        signing.headers(
+            delivery.postback, str(delivery.uid), request.body, custom_headers=request.headers
+        )
+    )
     return headers
 
 
@@ -137,6 +153,8 @@ RECORDED_FIELDS = [
     "finished_at",
     "next_attempt_at",
     "enqueued_at",
+    "attempts",
+    "waiting_for_rate",
 ]
 
 
@@ -188,7 +206,11 @@ def apply_result(delivery: Delivery, attempt: DeliveryAttempt, result: HttpResul
     delivery.last_duration_ms = result.duration_ms
     delivery.last_error = attempt.error
     delivery.claimed_until = None
-    if result.ok:
+    waits = isinstance(result, RateWait) and not delivery.is_test  # a test send is not retried
+    delivery.waiting_for_rate = result.pair if waits else ""
+    if waits:
+        wait_for_rate(delivery, now)
+    elif result.ok:
         delivery.state, delivery.finished_at = DeliveryState.SUCCESS, now
     elif result.permanent or delivery.is_test or delivery.attempts > len(conf.retry_schedule()):
         delivery.state, delivery.finished_at = DeliveryState.FAILED, now
@@ -196,6 +218,29 @@ def apply_result(delivery: Delivery, attempt: DeliveryAttempt, result: HttpResul
         delivery.state = DeliveryState.RETRYING
         delivery.next_attempt_at = now + timedelta(seconds=retry_delay(delivery.attempts, result))
         delivery.enqueued_at = None
+
+
+def wait_for_rate(delivery: Delivery, now) -> None:
+    """Retry at the schedule's times counted from the trigger, then at its last step for as long
+    as the rate is missing: a postback is never lost for a missing rate. The claim's attempt is
+    given back, so the endpoint still gets every retry once the rate exists."""
+    delivery.attempts -= 1
+    delivery.state = DeliveryState.RETRYING
+    delivery.next_attempt_at = now + timedelta(seconds=rate_wait_delay(delivery.created, now))
+    delivery.enqueued_at = None
+
+
+def rate_wait_delay(triggered, now) -> float:
+    """Seconds to the next of the retry schedule's points (1 min, 6 min, 36 min… after the
+    trigger with the default); past the last one, its last step (an hour with no schedule)."""
+    schedule = conf.retry_schedule() or (3600,)
+    waited = (now - triggered).total_seconds()
+    point = 0.0
+    for step in schedule:
+        point += step
+        if point > waited + 1:  # a second's slack: a retry claimed on time is not repeated
+            return point - waited
+    return float(schedule[-1])
 
 
 def _storable(text):

@@ -102,6 +102,9 @@
       } else {
         output.appendChild(document.createTextNode(answer.method + " "));
         appendSegments(output, answer.url);
+        (answer.headers || []).forEach(function (pair) {
+          output.appendChild(document.createTextNode("\n" + pair[0] + ": " + pair[1]));
+        });
         if (answer.body.length) {
           output.appendChild(document.createTextNode("\n\n"));
           appendSegments(output, answer.body);

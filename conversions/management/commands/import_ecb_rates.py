@@ -1,19 +1,27 @@
-"""Import the ECB's euro reference rates (eurofxref.csv or eurofxref-hist.csv) as exchange rates."""
+"""Import the ECB's euro reference rates (eurofxref.csv or eurofxref-hist.csv) as exchange rates,
+from a file or an http(s) URL (conversions/tasks.py runs it daily from ECB_RATES_SOURCE)."""
 
 import csv
+import io
 import zipfile
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+import requests
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.db.models.signals import post_save
 
 from conversions.models import ExchangeRate
 from trackdesk import currencies
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "eurofxref-sample.csv"
+# (connect, read) seconds for a URL source, and the most bytes read from it (the full
+# history zip is about 0.6 MB; its CSV about 2 MB).
+URL_TIMEOUT = (5, 30)
+MAX_DOWNLOAD = 20 * 1024 * 1024
 MISSING_CELLS = ("", "N/A")
 RATE_FIELD = ExchangeRate._meta.get_field("rate")
 # English month names as the ECB writes them ("24 November 2026"), independent of the locale.
@@ -30,12 +38,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "path", nargs="?", default=str(DEFAULT_PATH), help="default: the bundled sample file"
+            "path",
+            nargs="?",
+            default=str(DEFAULT_PATH),
+            help="a file or an http(s) URL; default: the bundled sample file",
         )
 
     def handle(self, *args, path: str, **options):
-        rates = parse_ecb_csv(read_lines(Path(path)))
-        save_rates(rates)
+        rates = import_rates(path)
         days = sorted({rate.valid_on for rate in rates})
         span = days[0].isoformat() if len(days) == 1 else f"{days[0]} to {days[-1]}"
         self.stdout.write(
@@ -44,20 +54,50 @@ class Command(BaseCommand):
         )
 
 
-def read_lines(path: Path) -> list[str]:
-    """The file's lines; a .zip as the ECB serves it holds one CSV."""
+def import_rates(source: str) -> list[ExchangeRate]:
+    """Read, parse and save the rates of a file or URL; returns them. Raises CommandError."""
+    rates = parse_ecb_csv(read_source(source))
+    save_rates(rates)
+    return rates
+
+
+def read_source(source: str) -> list[str]:
+    if source.lower().startswith(("http://", "https://")):
+        return read_lines(io.BytesIO(download(source)), name=source)
+    return read_lines(Path(source))
+
+
+def download(url: str) -> bytes:
+    """The body of a 2xx answer, at most MAX_DOWNLOAD bytes, with timeouts."""
+    try:
+        with requests.get(url, timeout=URL_TIMEOUT, stream=True) as response:
+            response.raise_for_status()
+            data = response.raw.read(MAX_DOWNLOAD + 1, decode_content=True)
+    except requests.RequestException as exc:
+        raise CommandError(f"Cannot download {url}: {exc}") from exc
+    if len(data) > MAX_DOWNLOAD:
+        raise CommandError(f"{url}: more than {MAX_DOWNLOAD} bytes; not an ECB rate file.")
+    return data
+
+
+def read_lines(path, *, name: str = "") -> list[str]:
+    """The file's lines (a path or a binary file object); a .zip as the ECB serves it holds
+    one CSV."""
+    name = name or str(path)
     try:
         if zipfile.is_zipfile(path):
+            if hasattr(path, "seek"):
+                path.seek(0)
             with zipfile.ZipFile(path) as archive:
                 names = [n for n in archive.namelist() if n.lower().endswith(".csv")]
                 if len(names) != 1:
-                    raise CommandError(f"{path}: expected one CSV file in the archive.")
+                    raise CommandError(f"{name}: expected one CSV file in the archive.")
                 data = archive.read(names[0])
         else:
-            data = path.read_bytes()
+            data = path.getvalue() if hasattr(path, "getvalue") else path.read_bytes()
         return data.decode("utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
-        raise CommandError(f"Cannot read {path}: {exc}") from exc
+        raise CommandError(f"Cannot read {name}: {exc}") from exc
 
 
 def parse_ecb_csv(lines: list[str]) -> list[ExchangeRate]:
@@ -125,3 +165,16 @@ def save_rates(rates: list[ExchangeRate]) -> None:
             unique_fields=["base", "quote", "valid_on"],
             update_fields=["rate"],
         )
+        # bulk_create sends no post_save; one per currency, its latest rate, lets receivers
+        # (postbacks waiting for a rate) hear of imported rates as of saved ones.
+        latest = {}
+        for rate in sorted(rates, key=lambda r: r.valid_on):
+            latest[rate.base, rate.quote] = rate
+        for rate in latest.values():
+            post_save.send(
+                ExchangeRate,
+                instance=rate,
+                created=False,
+                raw=False,
+                using=rate._state.db or "default",
+            )
