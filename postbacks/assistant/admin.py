@@ -16,9 +16,8 @@ from conversions.models import ConversionStatus, ConversionType
 from postbacks.admin.forms import MONOSPACE
 from postbacks.assistant.analysis import analyse
 from postbacks.assistant.catalog import platform_choices
-from postbacks.assistant.create import create_postback, existing_postback
+from postbacks.assistant.create import create_postback, existing_postback, refusals
 from postbacks.models import Postback, TrackingSettings
-from postbacks.validation import validate_postback_config
 
 TEMPLATE = "admin/postbacks/postback/assistant.html"
 TRACKING_LINK_OFFERS = 5
@@ -146,22 +145,14 @@ def _initial(analysis) -> dict:
 
 def _create(request, model_admin, analysis, cleaned: dict, create: CreateForm):
     affiliate = cleaned["affiliate"]
-    values = {
-        **analysis.postback,
-        "statuses": create.cleaned_data["statuses"],
-        "conversion_types": list(create.cleaned_data["conversion_types"]),
-        "scope": "global",
-        "offers": [],
-        "currency": "",
-        "body_format": "form",
-        "body_template": "",
-    }
-    try:
-        validate_postback_config(values)
-    except ValidationError as error:
-        for messages_ in error.message_dict.values():
-            for message in messages_:
-                create.add_error(None, message)
+    problems = refusals(
+        analysis,
+        conversion_types=create.cleaned_data["conversion_types"],
+        statuses=create.cleaned_data["statuses"],
+    )
+    for message in problems:
+        create.add_error(None, message)
+    if problems:
         return None
     had_token = bool(affiliate.click_id_token)
     postback, created = create_postback(

@@ -1,7 +1,6 @@
 """API for the postback assistant: POST a pasted postback URL, get the analysis back, and
 optionally create the proposed postback (once: a second call returns the existing one)."""
 
-from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -11,9 +10,8 @@ from affiliates.models import CLICK_FIELDS, DEFAULT_CLICK_FIELD, Affiliate, Offe
 from conversions.models import ConversionType
 from postbacks.assistant.analysis import analyse
 from postbacks.assistant.catalog import platform_choices
-from postbacks.assistant.create import create_postback, existing_postback
+from postbacks.assistant.create import create_postback, existing_postback, refusals
 from postbacks.models import TrackingSettings
-from postbacks.validation import validate_postback_config
 from trackdesk.permissions import requires
 
 
@@ -193,23 +191,15 @@ def _create(analysis, affiliate):
     proposes them), after the postback form's checks; a refusal becomes problems and (None,
     False)."""
     proposal = analysis.postback
-    values = {
-        **proposal,
-        "scope": "global",
-        "offers": [],
-        "currency": "",
-        "body_format": "form",
-        "body_template": "",
-    }
-    try:
-        validate_postback_config(values)
-    except ValidationError as error:
-        analysis.problems += [m for messages in error.message_dict.values() for m in messages]
+    types = ConversionType.objects.filter(code__in=proposal["conversion_types"])
+    problems = refusals(analysis, conversion_types=types, statuses=proposal["statuses"])
+    if problems:
+        analysis.problems += problems
         return None, False
     return create_postback(
         analysis,
         affiliate,
         name=proposal["name"],
-        conversion_types=ConversionType.objects.filter(code__in=proposal["conversion_types"]),
+        conversion_types=types,
         statuses=proposal["statuses"],
     )

@@ -1,12 +1,14 @@
 """Creating the postback the assistant proposed: the assistant's one write, and the existing
 postback that makes a second creation unnecessary."""
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from affiliates.models import Affiliate
 from postbacks.assistant.analysis import Analysis
 from postbacks.assistant.clickfield import remember_click_field
 from postbacks.models import Postback
+from postbacks.validation import validate_postback_config
 
 
 def existing_postback(affiliate, proposal: dict) -> Postback | None:
@@ -20,6 +22,27 @@ def existing_postback(affiliate, proposal: dict) -> Postback | None:
     return same.order_by("pk").first()
 
 
+def refusals(analysis: Analysis, *, conversion_types, statuses) -> list[str]:
+    """Why the proposal cannot be saved with these types and statuses: the postback form's
+    checks on it as the assistant creates it (global scope, the conversion's currency, a form
+    body). Empty when it can be."""
+    values = {
+        **analysis.postback,
+        "statuses": list(statuses),
+        "conversion_types": list(conversion_types),
+        "scope": "global",
+        "offers": [],
+        "currency": "",
+        "body_format": "form",
+        "body_template": "",
+    }
+    try:
+        validate_postback_config(values)
+    except ValidationError as error:
+        return [message for messages in error.message_dict.values() for message in messages]
+    return []
+
+
 @transaction.atomic
 def create_postback(
     analysis: Analysis, affiliate, *, name, conversion_types, statuses
@@ -27,7 +50,7 @@ def create_postback(
     """Create the proposed postback, inactive until a manager reviews it; or, when the affiliate
     already has it, return that one: (postback, created).
 
-    The caller validates first (postbacks.validation.validate_postback_config). The affiliate's
+    The caller checks `refusals` first. The affiliate's
     click-id token is filled in when they have none, and their click field stored, so their
     tracking links carry the token where the postback reads it back.
     """
