@@ -401,3 +401,15 @@ def test_check_warns_when_a_drain_can_outlive_its_task(settings):
     assert warning.id == "postbacks.W002"
     settings.POSTBACK_CONCURRENT_DISPATCH = False
     assert drain_ends_before_the_task_timeout(None) == []
+
+
+def test_a_delivery_waiting_for_a_rate_is_never_queued_as_the_probe(seam, broker_calls):
+    """It would send nothing (no rate yet), so the half-open probe would be lost."""
+    failing = deliveries(DOWN, 3)
+    for d in failing:
+        attempt_delivery(d.pk)
+    EndpointHealth.objects.update(opened_until=timezone.now() - timedelta(seconds=1))
+    first, second, _ = Delivery.objects.order_by("next_attempt_at")
+    Delivery.objects.filter(pk=first.pk).update(waiting_for_rate="EUR→GBP")
+
+    assert breaker.queue_probe("down.example.com:443") == [second.pk]

@@ -241,7 +241,8 @@ def release_backlog(host: str) -> int:
     """
     now = timezone.now()
     waiting = Delivery.objects.open().unclaimed(now).filter(postback_id__in=postbacks_of(host))
-    waiting = waiting.filter(is_test=False)
+    # A delivery waiting for an exchange rate is not the endpoint's: saving the rate sends it.
+    waiting = waiting.filter(is_test=False, waiting_for_rate="")
     released = waiting.filter(next_attempt_at__gt=now).update(next_attempt_at=now, enqueued_at=None)
     # With those, the ones that fell due while the breaker was open: no task was queued for them.
     ids = waiting.order_by("next_attempt_at").values_list("pk", flat=True)[:RELEASE_AT_ONCE]
@@ -346,7 +347,8 @@ def queue_probe(host: str) -> list[int]:
             Delivery.objects.open()
             .unclaimed(now)
             .not_waiting()  # one a claim would take
-            .filter(postback_id__in=postbacks_of(host), is_test=False)
+            # Not one waiting for a rate: it would send nothing and the probe would be lost.
+            .filter(postback_id__in=postbacks_of(host), is_test=False, waiting_for_rate="")
             .order_by("next_attempt_at")
             .values_list("pk", flat=True)[:1]
         )
