@@ -274,9 +274,13 @@ class Delivery(models.Model):
         conversion) that must be final before this one is sent; None when it may go."""
         if self.is_finished or self.status_change_id is None:
             return None
-        rows = Delivery.objects.with_waiting_for().filter(pk=self.pk)
-        earlier = rows.values_list("waiting_for_id", flat=True).first()
-        return Delivery.objects.filter(pk=earlier).first() if earlier else None
+        earlier = Delivery.objects.filter(
+            postback_id=self.postback_id,
+            conversion_id=self.conversion_id,
+            status_change_id__lt=self.status_change_id,
+            state__in=OPEN_STATES,
+        )
+        return earlier.order_by("status_change_id").first()
 
 
 class DeliveryStat(models.Model):

@@ -8,7 +8,6 @@ help due now (postbacks/signals.py calls release_waiting on ExchangeRate's post_
 
 from datetime import timedelta
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -81,5 +80,5 @@ def release_waiting(*codes: str) -> int:
     ids = list(waiting.values_list("pk", flat=True))
     if ids:
         Delivery.objects.filter(pk__in=ids).update(next_attempt_at=now, enqueued_at=None)
-        transaction.on_commit(lambda: queue.enqueue(ids))
+        queue.enqueue_on_commit(ids)
     return len(ids)

@@ -41,6 +41,7 @@ from django.utils import timezone
 from postbacks import conf
 from postbacks.delivery import breaker, ordering, queue, single
 from postbacks.models import Delivery, DeliveryAttempt, TrackingSettings
+from postbacks.transport import policy
 from postbacks.transport.policy import HttpResult
 
 log = logging.getLogger(__name__)
@@ -278,7 +279,7 @@ class _Drain:
             try:
                 result = future.result()
             except Exception as exc:  # the sender never raises; keep the log complete anyway
-                result = HttpResult(error=f"Sending failed: {type(exc).__name__}: {exc}"[:300])
+                result = HttpResult(error=policy.sending_failed(exc))
             _adjust_window(key, result, self.per_endpoint)
             self.finished.append((delivery, attempt, result))
 

@@ -18,7 +18,7 @@ from postbacks import conf
 from postbacks.delivery import breaker, ordering
 from postbacks.models import Delivery, DeliveryAttempt, DeliveryState
 from postbacks.rendering import RenderError, WaitingForRate, render_request
-from postbacks.transport import requests_sender, signing
+from postbacks.transport import policy, requests_sender, signing
 from postbacks.transport.policy import USER_AGENT, HttpResult
 
 RETRY_AFTER_CAP = 24 * 3600
@@ -94,7 +94,7 @@ def send_attempt(delivery: Delivery) -> tuple[DeliveryAttempt, HttpResult]:
         )
     except Exception as exc:  # the sender never raises; the attempt is logged all the same
         log.exception("Sending delivery %s failed", delivery.pk)
-        return attempt, HttpResult(error=f"Sending failed: {type(exc).__name__}: {exc}"[:300])
+        return attempt, HttpResult(error=policy.sending_failed(exc))
 
 
 def build_attempt(
