@@ -5,7 +5,7 @@ import sys
 import uuid
 from decimal import Context, Decimal
 
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -413,14 +413,36 @@ class PayoutRuleSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         errors = payout_rule_errors(merged["kind"], merged["amount"], merged["currency"] or "")
         if errors:
             raise serializers.ValidationError(errors)
-        taken = PayoutRule.objects.filter(
-            offer=merged["offer"], conversion_type=merged["conversion_type"]
-        ).exclude(pk=getattr(self.instance, "pk", None))
-        if taken.exists():
-            raise serializers.ValidationError(
-                {
-                    "conversion_type": "This offer has a payout rule for this conversion type "
-                    f"already (id {taken.first().pk}): change that one."
-                }
+        taken = (
+            PayoutRule.objects.filter(
+                offer=merged["offer"], conversion_type=merged["conversion_type"]
             )
+            .exclude(pk=getattr(self.instance, "pk", None))
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if taken is not None:
+            raise _rule_taken(taken)
         return attrs
+
+    def save(self, **kwargs):
+        # Two clients creating the same pair at once: the second loses at the unique constraint
+        # after validate() passed; it gets the same 400 as when the first had been seen.
+        try:
+            with transaction.atomic():
+                return super().save(**kwargs)
+        except IntegrityError:
+            data = {**self.validated_data, **kwargs}
+            offer = data.get("offer") or self.instance.offer
+            kind = data.get("conversion_type") or self.instance.conversion_type
+            found = PayoutRule.objects.filter(offer=offer, conversion_type=kind)
+            raise _rule_taken(found.values_list("pk", flat=True).first()) from None
+
+
+def _rule_taken(pk) -> serializers.ValidationError:
+    return serializers.ValidationError(
+        {
+            "conversion_type": "This offer has a payout rule for this conversion type "
+            f"already (id {pk}): change that one."
+        }
+    )

@@ -376,3 +376,26 @@ def test_manager_may_add_a_rule_over_the_api_and_support_may_only_read(
     assert added.status_code == 201, added.content
     assert refused.status_code == 403
     assert support_client.get(RULES_URL).json()["count"] == 1
+
+
+@pytest.mark.django_db
+def test_a_rule_created_meanwhile_by_another_client_is_a_400_not_a_500():
+    """Both passed validation; the second loses at the unique constraint."""
+    from rest_framework.exceptions import ValidationError
+
+    from conversions.serializers import PayoutRuleSerializer
+
+    offer, sale = OfferFactory(), conversion_type("sale")
+    data = {"offer": offer.pk, "conversion_type": "sale", "kind": "fixed", "amount": "5.00"}
+    data["currency"] = "USD"
+    late = PayoutRuleSerializer(data=data)
+    assert late.is_valid(), late.errors
+    first = PayoutRule.objects.create(
+        offer=offer, conversion_type=sale, kind="fixed", amount=Decimal("4"), currency="USD"
+    )
+
+    with pytest.raises(ValidationError) as refused:  # the API answers it with a 400
+        late.save()
+
+    assert f"(id {first.pk})" in str(refused.value.detail["conversion_type"])
+    assert PayoutRule.objects.count() == 1

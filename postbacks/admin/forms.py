@@ -210,7 +210,6 @@ def placeholder_help():
         ),
     )
     return format_html(
-        "Values are URL-encoded when sent. Placeholders:"
         '<ul style="margin-left: 0; padding-left: 1.5em; columns: 2">{}</ul>',
         items,
     )

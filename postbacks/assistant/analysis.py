@@ -6,6 +6,7 @@ and never raises: odd input gives a mapping with clear "could not map" messages 
 the postback form's URL checks too, so `ok` is never True for what creation would refuse.
 """
 
+import logging
 import re
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
@@ -37,6 +38,8 @@ from postbacks.assistant.names import (
 from postbacks.placeholders import lookup
 from postbacks.validation import validate_postback_config
 from trackdesk.currencies import CODES as CURRENCY_CODES
+
+log = logging.getLogger(__name__)
 
 ROLE_PLACEHOLDER = {
     "payout": "payout",
@@ -124,6 +127,7 @@ def analyse(
         analyser.keep = {str(name).strip().lower() for name in keep if str(name).strip()}
         return analyser.run(list(conversion_types))
     except Exception as exc:  # never a traceback for a pasted string; the tests cover the shapes
+        log.exception("The assistant could not analyse a URL")  # a bug to find, all the same
         return _failed(url, f"Could not read this URL ({type(exc).__name__}); check it and retry.")
 
 
