@@ -3,7 +3,6 @@
 from django.db.models import Prefetch
 from rest_framework import viewsets
 
-from postbacks.assistant.clickfield import remember_click_field
 from postbacks.filters import DeliveryFilter, PostbackFilter
 from postbacks.models import Delivery, DeliveryAttempt, Postback
 from postbacks.serializers import (
@@ -30,12 +29,6 @@ class PostbackViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
         'Deactivate it instead (PATCH {"active": false}): it stops firing and its delivery '
         "log is kept."
     )
-
-    def perform_create(self, serializer):
-        remember_click_field(serializer.save().affiliate)
-
-    def perform_update(self, serializer):
-        remember_click_field(serializer.save().affiliate)
 
 
 class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):

@@ -296,6 +296,30 @@ def test_updating_a_postback_url_over_the_api_changes_the_click_field(api_client
     assert Affiliate.objects.get(pk=affiliate.pk).click_field == "affS3"
 
 
+def test_moving_a_postback_to_another_affiliate_updates_both_click_fields(api_client):
+    before, after = AffiliateFactory(), AffiliateFactory()
+    postback = PostbackFactory(affiliate=before, url=AFF_S3_URL)
+    assert Affiliate.objects.get(pk=before.pk).click_field == "affS3"
+
+    response = api_client.patch(
+        f"/api/v1/postbacks/{postback.pk}/", {"affiliate": after.pk}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+    assert Affiliate.objects.get(pk=before.pk).click_field == "affS1"
+    assert Affiliate.objects.get(pk=after.pk).click_field == "affS3"
+
+
+def test_deleting_the_postback_that_set_the_click_field_resets_it():
+    affiliate = AffiliateFactory()
+    postback = PostbackFactory(affiliate=affiliate, url=AFF_S3_URL)
+    assert Affiliate.objects.get(pk=affiliate.pk).click_field == "affS3"
+
+    postback.delete()
+
+    assert Affiliate.objects.get(pk=affiliate.pk).click_field == "affS1"
+
+
 def test_the_migration_fills_the_click_field_of_existing_affiliates():
     with_s3, without = AffiliateFactory(), AffiliateFactory()
     PostbackFactory(affiliate=with_s3, url=AFF_S3_URL)

@@ -14,7 +14,6 @@ from postbacks.admin import pages
 from postbacks.admin.forms import PostbackForm
 from postbacks.admin.html import change_link, recent_deliveries, state_badge
 from postbacks.assistant.admin import assistant_urls
-from postbacks.assistant.clickfield import remember_click_field
 from postbacks.delivery import breaker
 from postbacks.delivery.testsend import describe, send_test
 from postbacks.models import (
@@ -106,7 +105,6 @@ class PostbackAdmin(DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        remember_click_field(obj.affiliate)
         if obj.active and obj.paused_reason:
             breaker.resume(obj)
 

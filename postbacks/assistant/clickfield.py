@@ -47,8 +47,8 @@ def _click_parameter_names() -> list[str]:
 
 def remember_click_field(affiliate) -> None:
     """Store the field the affiliate's postbacks return the click id in: that of the first one
-    (active first, then the newest) whose URL says, else affS1. Call it wherever a postback is
-    created or its URL, activity or affiliate changes (the assistant, the admin, the API)."""
+    (active first, then the newest) whose URL says, else affS1. postbacks/signals.py calls it
+    whenever a postback is saved or deleted, for its affiliate and one it was moved from."""
     postbacks = affiliate.postbacks.order_by("-active", "-created", "-pk")
     urls = postbacks.values_list("url", flat=True)[:POSTBACKS_READ]
     field = next(filter(None, map(click_field_of, urls)), DEFAULT_CLICK_FIELD)

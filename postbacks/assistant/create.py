@@ -6,7 +6,6 @@ from django.db import transaction
 
 from affiliates.models import Affiliate
 from postbacks.assistant.analysis import Analysis
-from postbacks.assistant.clickfield import remember_click_field
 from postbacks.models import Postback
 from postbacks.validation import validate_postback_config
 
@@ -74,5 +73,4 @@ def create_postback(
     if not affiliate.click_id_token and analysis.click_id_token:
         affiliate.click_id_token = analysis.click_id_token
         affiliate.save(update_fields=["click_id_token"])
-    remember_click_field(affiliate)
     return postback, True
