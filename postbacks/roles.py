@@ -55,14 +55,17 @@ ROLES = {
 }
 
 
-def sync_roles(group_model, permission_model) -> None:
+def sync_roles(group_model, permission_model, *, missing_ok: bool = False) -> None:
     """Create the groups if missing and give each exactly its permissions (idempotent).
 
-    Takes the models so a migration can pass its historical ones.
+    Takes the models so a migration can pass its historical ones. missing_ok: skip permissions
+    of models that do not exist yet at that point of the migrations (the migration that adds
+    a model to ROLES syncs again, after the model's own migration).
     """
     for name, perms in ROLES.items():
         group, _ = group_model.objects.get_or_create(name=name)
-        group.permissions.set([_permission(permission_model, perm) for perm in perms])
+        found = [_permission(permission_model, perm, missing_ok) for perm in perms]
+        group.permissions.set([perm for perm in found if perm is not None])
 
 
 def sync_roles_in_migration(apps) -> None:
@@ -77,9 +80,14 @@ def sync_roles_in_migration(apps) -> None:
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    sync_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    sync_roles(
+        apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"), missing_ok=True
+    )
 
 
-def _permission(permission_model, perm: str):
+def _permission(permission_model, perm: str, missing_ok: bool = False):
     app_label, codename = perm.split(".")
-    return permission_model.objects.get(content_type__app_label=app_label, codename=codename)
+    found = permission_model.objects.filter(content_type__app_label=app_label, codename=codename)
+    if missing_ok:
+        return found.first()
+    return found.get()

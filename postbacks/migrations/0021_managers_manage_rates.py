@@ -1,5 +1,6 @@
 """Re-sync the role groups: Affiliate managers add and change exchange rates, so a postback
-waiting for a missing rate does not need an administrator (postbacks/roles.py)."""
+waiting for a missing rate does not need an administrator; both roles see payout rules, and
+managers add and change them (postbacks/roles.py)."""
 
 from django.db import migrations
 
@@ -13,7 +14,7 @@ def resync_roles(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("postbacks", "0020_delivery_waiting_for_rate"),
-        # sync_roles names every model in ROLES, the payout rule among them.
+        # After the payout rule's table, so its permissions are there to give.
         ("conversions", "0005_payout_rule"),
     ]
 

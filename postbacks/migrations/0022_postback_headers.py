@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("postbacks", "0022_payout_rule_roles"),
+        ("postbacks", "0021_managers_manage_rates"),
     ]
 
     operations = [
