@@ -12,7 +12,7 @@ from postbacks.models import Delivery, DeliveryAttempt, Postback
 from postbacks.money import missing_rate_warnings
 from postbacks.rendering import CONFIG_FIELDS
 from trackdesk.api import CurrencyField, StrictFieldsMixin
-from trackdesk.masking import mask, mask_header_list
+from trackdesk.masking import mask, shown_header_list
 
 
 class OptionalCurrencyField(CurrencyField):
@@ -52,7 +52,7 @@ class HeadersField(serializers.JSONField):
     def to_representation(self, value):
         request = self.context.get("request")
         if request is None or not request.user.has_perm("postbacks.change_postback"):
-            return mask_header_list(value)
+            return shown_header_list(value)
         return value
 
 

@@ -241,6 +241,26 @@ def test_the_api_masks_the_key_for_callers_without_change_permission(
     assert shown == [header("X-Api-Key", MASK), header("X-Net", "n1")]
 
 
+def test_with_masking_off_the_api_and_the_admin_both_show_the_key(
+    anon_client, support_client, django_user_model, settings
+):
+    """POSTBACK_MASK_SECRETS=false is one switch for both views, not for the admin only."""
+    from django.contrib.auth.models import Permission
+    from rest_framework.authtoken.models import Token
+
+    settings.POSTBACK_MASK_SECRETS = False
+    postback = PostbackFactory(headers=[header("X-Api-Key", API_KEY)])
+    viewer = django_user_model.objects.create_user("viewer", password="not-used")
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_postback"))
+    anon_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=viewer).key}")
+
+    api = anon_client.get(f"/api/v1/postbacks/{postback.pk}/").json()["headers"]
+    page = support_client.get(f"/admin/postbacks/postback/{postback.pk}/change/")
+
+    assert api == [header("X-Api-Key", API_KEY)]
+    assert f"X-Api-Key: {API_KEY}" in page.content.decode()
+
+
 def test_log_lines_mask_secret_header_values():
     record = logging.LogRecord(
         "x", logging.INFO, "", 0, "sent %s", ({"X-Api-Key": API_KEY, "X-Net": "n1"},), None

@@ -97,6 +97,12 @@ def mask_header_list(headers) -> list:
     ]
 
 
+def shown_header_list(headers) -> list:
+    """A postback's headers for display to someone who may not change them: secret-looking
+    values masked unless POSTBACK_MASK_SECRETS is off (the admin and the API alike)."""
+    return mask_header_list(headers) if masking_on() else headers
+
+
 def masking_on() -> bool:
     return settings.POSTBACK_MASK_SECRETS  # always set by trackdesk/settings.py
 

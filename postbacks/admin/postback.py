@@ -26,7 +26,7 @@ from postbacks.models import (
 from postbacks.money import missing_rate_warnings
 from postbacks.transport import signing
 from trackdesk.admin import DeactivateInsteadOfDeleteMixin
-from trackdesk.masking import mask_header_list, masking_on
+from trackdesk.masking import shown_header_list
 
 # Behind every test send: the form's button, the list action and the walkthrough's rows.
 TEST_SEND_PERMISSION = "postbacks.send_test_postback"
@@ -95,7 +95,7 @@ class PostbackAdmin(DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
 
     @admin.display(description="Request headers")
     def masked_headers(self, postback):
-        shown = mask_header_list(postback.headers) if masking_on() else postback.headers
+        shown = shown_header_list(postback.headers)
         return (
             format_html_join(
                 "", "<div><code>{}: {}</code></div>", ((h["name"], h["value"]) for h in shown)
