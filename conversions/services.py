@@ -79,7 +79,7 @@ def create_conversion(data: ConversionInput, *, source: str) -> tuple[Conversion
     try:
         with transaction.atomic():
             conversion = Conversion.objects.create(**vars(data))
-            announce(conversion, from_status="", source=source, new=True)
+            announce(conversion, from_status="", source=source)
     except IntegrityError:
         existing = _existing(data.offer, data.transaction_id)
         if existing is None:
@@ -265,13 +265,13 @@ def save_from_admin(conversion: Conversion, *, is_new: bool) -> None:
         )
         conversion.save()
         if is_new or previous != conversion.status:
-            announce(conversion, from_status=previous, source=StatusChangeSource.ADMIN, new=is_new)
+            announce(conversion, from_status=previous, source=StatusChangeSource.ADMIN)
 
 
-def announce(conversion: Conversion, *, from_status: str, source: str, new: bool = False) -> None:
+def announce(conversion: Conversion, *, from_status: str, source: str) -> None:
     """Record that `conversion` entered its current status and tell the listeners.
 
-    Must run inside the transaction that wrote the status (`new`: that created the conversion).
+    Must run inside the transaction that wrote the status.
     """
     change = ConversionStatusChange.objects.create(
         conversion=conversion,
@@ -285,7 +285,6 @@ def announce(conversion: Conversion, *, from_status: str, source: str, new: bool
         status=conversion.status,
         status_change=change,
         source=source,
-        new=new,
     )
 
 

@@ -4,8 +4,7 @@ from django.dispatch import Signal
 
 # Sent inside the transaction that creates a conversion in, or moves it to, a status.
 # Arguments: conversion, status, status_change (the ConversionStatusChange row written for it:
-# each change is announced once, so it is the event's identity), source, new (the conversion
-# was created in this transaction).
+# each change is announced once, so it is the event's identity), source.
 # Receivers must only write rows in that transaction and leave any outside work to
 # transaction.on_commit.
 conversion_event = Signal()
