@@ -142,6 +142,13 @@ class PayoutRuleInline(admin.TabularInline):
         "payout rules (for conversions sent without a payout; their own payout always wins)"
     )
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "conversion_type":
+            # Read the types once per page, not once per rule row.
+            field.choices = list(field.choices)
+        return field
+
 
 class OfferWithPayoutRulesAdmin(OfferAdmin):
     # affiliates knows nothing of conversions; this layer adds the rules to the offer's page.

@@ -7,6 +7,8 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from conversions.models import Conversion, ExchangeRate, PayoutRule
@@ -269,6 +271,26 @@ def test_the_offers_admin_page_lists_its_rules(manager_client):
     page = manager_client.get(reverse("admin:affiliates_offer_change", args=[offer.pk]))
 
     assert "payout rules" in page.text.lower() and "12.5" in page.text
+
+
+def test_the_offers_admin_page_reads_the_conversion_types_once_however_many_rules(
+    manager_client,
+):
+    offer = OfferFactory()
+    url = reverse("admin:affiliates_offer_change", args=[offer.pk])
+    rule(offer, code="sale")
+    manager_client.get(url)  # warm: session, permissions, content types
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as page:
+            assert manager_client.get(url).status_code == 200
+        return len(page.captured_queries)
+
+    one_rule = queries()
+    for code in ("lead", "deposit", "registration", "upsell"):
+        rule(offer, code=code)
+
+    assert queries() == one_rule
 
 
 # --- the API -----------------------------------------------------------------------------------
