@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+WIDTH = 1280  # the narrowest admin screen the pages are made for (issue 12)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -59,21 +60,32 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": WIDTH, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page
     context.close()
 
 
+def assert_fits(page) -> None:
+    """The page needs no horizontal scrolling at the viewport's width."""
+    widths = page.evaluate(
+        "() => ({doc: document.documentElement.scrollWidth, view: window.innerWidth})"
+    )
+    assert widths["doc"] <= widths["view"], f"{page.url} scrolls sideways: {widths}"
+
+
 @pytest.fixture
 def shot(page):
-    """shot("01-index") saves a full-page screenshot under test-artifacts/browser/."""
+    """shot("01-index") saves a full-page screenshot under test-artifacts/browser/ and asserts
+    the page fits the viewport's width (no horizontal scroll)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
-    def save(name: str) -> Path:
+    def save(name: str, fits: bool = True) -> Path:
         path = ARTIFACTS / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
+        if fits:
+            assert_fits(page)
         return path
 
     return save
