@@ -7,6 +7,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from trackdesk.admin import DeactivateInsteadOfDeleteMixin
+from trackdesk.masking import MASK, mask_text
 
 from .links import NO_TOKEN, tracking_url
 from .models import DEFAULT_CLICK_FIELD, Affiliate, Offer
@@ -37,19 +38,28 @@ def pixel_url(offer: Offer) -> str:
 
 @admin.register(Affiliate)
 class AffiliateAdmin(DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
-    list_display = ["name", "email", "active", "created"]
+    list_display = ["name", "email", "manager", "active", "created"]
     list_filter = ["active", "created"]
+    list_select_related = ["manager"]
+    inactive_means = "An inactive affiliate's tracking links stop counting clicks."
     search_fields = ["name", "email"]
     date_hierarchy = "created"
     readonly_fields = ["tracking_links", "postback_links"]
     fieldsets = [
-        (None, {"fields": ["name", "email", "active", "click_id_token"]}),
+        (None, {"fields": ["name", "email", "manager", "active", "click_id_token"]}),
         ("Tracking links", {"fields": ["tracking_links", "postback_links"]}),
     ]
 
     def get_fieldsets(self, request, obj=None):
         # Links need the affiliate's id: show them once it is saved.
         return self.fieldsets if obj else self.fieldsets[:1]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "manager":  # people who use the back office, not service users
+            kwargs["queryset"] = db_field.related_model.objects.filter(
+                is_staff=True, is_active=True
+            ).order_by("username")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_object(self, request, object_id, from_field=None):
         affiliate = super().get_object(request, object_id, from_field)
@@ -100,7 +110,7 @@ class AffiliateAdmin(DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
             "{} · {}",
             changelist_link("postback", "Postbacks", affiliate__id__exact=affiliate.pk),
             changelist_link(
-                "delivery", "Postback tracking log", postback__affiliate__id__exact=affiliate.pk
+                "delivery", "Postback log", postback__affiliate__id__exact=affiliate.pk
             ),
         )
 
@@ -112,15 +122,40 @@ class OfferAdmin(DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
     list_filter = ["active", "default_currency", "created"]
     search_fields = ["name", "landing_page_url"]
     date_hierarchy = "created"
-    readonly_fields = ["pixel_secret", "pixel_example"]
+    readonly_fields = [
+        "pixel_secret",
+        "pixel_example",
+        "masked_pixel_secret",
+        "masked_pixel_example",
+    ]
     fieldsets = [
         (None, {"fields": ["name", "landing_page_url", "default_currency", "active"]}),
         ("Conversion pixel", {"fields": ["pixel_secret", "pixel_example"]}),
     ]
+    inactive_means = (
+        "An inactive offer's tracking links stop counting clicks, and its links leave the "
+        "affiliates' pages."
+    )
 
     def get_fieldsets(self, request, obj=None):
-        # The secret is generated on save.
-        return self.fieldsets if obj else self.fieldsets[:1]
+        # The secret is generated on save. It records conversions for the offer, so only who
+        # may change the offer reads it (as in the API); viewers see it masked.
+        if obj is None:
+            return self.fieldsets[:1]
+        if self.has_change_permission(request, obj):
+            return self.fieldsets
+        return [
+            self.fieldsets[0],
+            ("Conversion pixel", {"fields": ["masked_pixel_secret", "masked_pixel_example"]}),
+        ]
+
+    @admin.display(description="Pixel secret")
+    def masked_pixel_secret(self, offer):
+        return MASK
+
+    @admin.display(description="Example pixel URL")
+    def masked_pixel_example(self, offer):
+        return format_html("<code>{}</code>", mask_text(pixel_url(offer)))
 
     @admin.display(description="Example pixel URL")
     def pixel_example(self, offer):

@@ -2,6 +2,7 @@
 
 import secrets
 
+from django.conf import settings
 from django.db import models
 
 from trackdesk import currencies
@@ -36,6 +37,15 @@ class Affiliate(models.Model):
         editable=False,
         help_text="The affS field their tracking links carry the click ID in: the one their "
         "postback sends back as the click ID. Set when a postback is saved.",
+    )
+    manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="managed_affiliates",
+        help_text="The affiliate's manager: gets an e-mail when one of their postbacks is paused "
+        "or its endpoint keeps failing (as does the Affiliate managers group).",
     )
     created = models.DateTimeField(auto_now_add=True, db_index=True)
 

@@ -1,10 +1,14 @@
 """Admin for clicks, conversion types, conversions (saved through the service) and rates, and
 the offer's page extended with its payout rules."""
 
+from decimal import Decimal
+
+from django import forms
 from django.contrib import admin
 
 from affiliates.admin import OfferAdmin
 from affiliates.models import Offer
+from trackdesk.currencies import format_amount
 
 from . import services
 from .models import (
@@ -62,6 +66,18 @@ class StatusHistoryInline(admin.TabularInline):
         return False
 
 
+class ConversionForm(forms.ModelForm):
+    """Amount inputs start in the currency's own precision ("4.20", not "4.200000")."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        currency = self.instance.currency or ""
+        for name in ConversionAdmin.AMOUNTS:
+            value = self.initial.get(name)
+            if isinstance(value, Decimal):
+                self.initial[name] = format_amount(value, currency, code=False).replace(",", "")
+
+
 @admin.register(Conversion)
 class ConversionAdmin(admin.ModelAdmin):
     list_display = [
@@ -71,7 +87,7 @@ class ConversionAdmin(admin.ModelAdmin):
         "offer",
         "conversion_type",
         "status",
-        "payout",
+        "payout_column",
         "currency",
     ]
     list_filter = ["status", "conversion_type", "affiliate", "offer"]
@@ -114,10 +130,41 @@ class ConversionAdmin(admin.ModelAdmin):
         ("Record", {"fields": ["id", "created", "updated"]}),
     ]
     inlines = [StatusHistoryInline]
+    form = ConversionForm
+    AMOUNTS = ["payout", "revenue", "sale_amount"]
 
     def get_fieldsets(self, request, obj=None):
         # The record (ids, dates, log link) exists once the conversion is saved.
-        return self.fieldsets if obj else self.fieldsets[:-1]
+        fieldsets = self.fieldsets if obj else self.fieldsets[:-1]
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        # Read-only: amounts in the currency's own precision, not the stored "4.200000".
+        swap = {name: f"{name}_shown" for name in self.AMOUNTS}
+        return [
+            (title, {**opts, "fields": [swap.get(f, f) for f in opts["fields"]]})
+            for title, opts in fieldsets
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        shown = [f"{name}_shown" for name in self.AMOUNTS]
+        return [*super().get_readonly_fields(request, obj), *shown]
+
+    @admin.display(description="payout", ordering="payout")
+    def payout_column(self, conversion):
+        # The currency has its own column.
+        return format_amount(conversion.payout, conversion.currency, code=False) or None
+
+    @admin.display(description="payout")
+    def payout_shown(self, conversion):
+        return format_amount(conversion.payout, conversion.currency) or None
+
+    @admin.display(description="revenue")
+    def revenue_shown(self, conversion):
+        return format_amount(conversion.revenue, conversion.currency) or None
+
+    @admin.display(description="sale amount")
+    def sale_amount_shown(self, conversion):
+        return format_amount(conversion.sale_amount, conversion.currency) or None
 
     def save_model(self, request, obj, form, change):
         # The service records the status history and fires postbacks, as the API does.

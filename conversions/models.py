@@ -13,6 +13,7 @@ from django.utils.functional import cached_property
 from affiliates.models import Affiliate, Offer
 from trackdesk import currencies
 from trackdesk.currencies import validate_currency
+from trackdesk.prefix import PrefixIndex
 
 # SQLite keeps a decimal as a REAL (a double) and Django reads it back rounded to 15
 # significant digits; PostgreSQL keeps every digit. 15 is what both store exactly.
@@ -80,8 +81,13 @@ class Click(models.Model):
     created = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
-        # Support looks a postback up by the affiliate's own click ID (the log's search).
-        indexes = [models.Index(fields=["aff_s1"])]
+        # Support looks a postback up by our click ID or the affiliate's own (the log's search
+        # and the API's click_id filter: exact, or a prefix in any case, trackdesk/prefix.py).
+        indexes = [
+            models.Index(fields=["aff_s1"]),
+            PrefixIndex("aff_s1", name="click_aff_s1_prefix"),
+            PrefixIndex("cid", name="click_cid_prefix"),
+        ]
 
     def __str__(self) -> str:
         return self.cid
@@ -152,6 +158,7 @@ class Conversion(models.Model):
             models.Index(fields=["affiliate", "-created"]),
             models.Index(fields=["status", "-created"]),
             models.Index(fields=["transaction_id"]),  # the log's search, across offers
+            PrefixIndex("transaction_id", name="conversion_transaction_prefix"),
         ]
 
     def __str__(self) -> str:

@@ -106,6 +106,20 @@ auto_pause_after = Setting(
     "Days after which the postbacks of an endpoint that failed every attempt are paused; 0: never.",
 )
 
+# --- alerts (postbacks/alerts.py) --------------------------------------------------------------
+alert_failures = Setting(
+    "POSTBACK_ALERT_FAILURES",
+    10,
+    "Failed attempts in a row to one endpoint (host:port) that raise a 'keeps failing' alert "
+    "for it (e-mail and admin banner); 0: no such alerts (auto-pause alerts still come).",
+)
+alert_window_hours = Setting(
+    "POSTBACK_ALERT_WINDOW_HOURS",
+    72,
+    "Hours after which an endpoint that is still failing is alerted again, once the earlier "
+    "alert has been acknowledged.",
+)
+
 # --- the log -----------------------------------------------------------------------------------
 mask_secrets = Setting(
     "POSTBACK_MASK_SECRETS",

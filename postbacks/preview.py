@@ -23,6 +23,7 @@ from postbacks.rendering import (
 from postbacks.sample import SAMPLE_DELIVERY_UID, sample_context
 from postbacks.validation import validate_postback_config
 from trackdesk import parsers
+from trackdesk.currencies import format_amount
 
 # The settings that shape the request; the live preview reports problems with these only.
 PREVIEW_FIELDS = (
@@ -116,9 +117,11 @@ def recent_conversions(affiliate_id: int | None) -> list[Conversion]:
 
 
 def conversion_label(conversion: Conversion) -> str:
+    payout = format_amount(conversion.payout, conversion.currency)
     return (
         f"{conversion.created:%Y-%m-%d %H:%M} · {conversion.conversion_type} · "
         f"{conversion.get_status_display()} · {conversion.transaction_id}"
+        + (f" · payout {payout}" if payout else "")
     )
 
 

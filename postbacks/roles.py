@@ -27,6 +27,9 @@ VIEW_ALL = [
     ("postbacks", "delivery"),
     ("postbacks", "deliveryattempt"),
     ("postbacks", "endpointhealth"),
+    ("postbacks", "alert"),
+    ("portal", "affiliateuser"),  # who may log in to the portal for which affiliate
+    ("portal", "postbackproposal"),  # the approval queue (portal/admin.py)
 ]
 MANAGED = [
     ("affiliates", "affiliate"),
@@ -41,6 +44,9 @@ ROLES = {
         *(f"{app}.view_{model}" for app, model in VIEW_ALL),
         *(f"{app}.{action}_{model}" for app, model in MANAGED for action in ("add", "change")),
         "postbacks.send_test_postback",
+        "postbacks.acknowledge_alert",  # the alerts are theirs (postbacks/alerts.py)
+        "portal.approve_postbackproposal",  # affiliates' postback changes (docs/portal.md)
+        "portal.invite_affiliateuser",  # portal logins for their affiliates (portal/admin.py)
     ],
     SUPPORT: [
         *(f"{app}.view_{model}" for app, model in VIEW_ALL),
@@ -75,8 +81,11 @@ def sync_roles_in_migration(apps) -> None:
     """
     from django.contrib.auth.management import create_permissions
 
-    for app_label in ("affiliates", "conversions", "postbacks"):
-        app_config = apps.get_app_config(app_label)
+    for app_label in ("affiliates", "conversions", "postbacks", "portal"):
+        try:
+            app_config = apps.get_app_config(app_label)
+        except LookupError:  # an app without models yet at this point of the migrations
+            continue
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None

@@ -130,6 +130,16 @@ class PostbackSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     def validate_statuses(self, value):
         return list(dict.fromkeys(value))
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not request.user.has_perm("postbacks.change_postback"):
+            # As on the admin's view-only page: secret-looking values (token=...) masked.
+            for name in ("url", "body_template"):
+                if data.get(name):
+                    data[name] = mask(data[name])
+        return data
+
     def validate(self, attrs):
         try:
             validation.validate_postback_config(self._config_values(attrs))

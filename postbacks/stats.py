@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Count, F, Q, Sum, Value
+from django.db.models import Count, F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Floor, Greatest, Ln, TruncHour
 from django.utils import timezone
 
@@ -27,6 +27,7 @@ from postbacks.models import (
     DeliveryStat,
     DeliveryState,
     DeliveryWindowStat,
+    Postback,
     StatsProgress,
 )
 
@@ -174,27 +175,29 @@ class Snapshot:
     hours: dict = field(default_factory=dict)  # hour → Counter of states (chart)
 
 
-def snapshot(windows: dict[str, datetime], chart_from: datetime) -> Snapshot:
-    """A handful of grouped queries, whatever the number of deliveries.
-
-    Each window is [start, now): the hours before the roll-up's end come from the window sums
-    (less any hours at their start that the window has moved past since, when the roll-up is a
-    little behind) or, failing those, from the hourly rows; later ones are counted live.
-    """
-    snap = Snapshot()
+def _progress() -> tuple[datetime | None, bool]:
+    """Where the roll-up ends, and whether the window sums were rewritten at that end."""
     progress = StatsProgress.objects.filter(pk=1).first()
     rolled = progress.rolled_until if progress else None
     summary = progress is not None and rolled is not None and progress.summary_until == rolled
-    earliest = min([*windows.values(), chart_from])
-    live_from = earliest if rolled is None else max(rolled, earliest)
+    return rolled, summary
+
+
+def _add_rolled_up(finished: dict, windows: dict, rolled, summary: bool, postback_ids=None):
+    """Add each window's rolled-up hours (those before `rolled`) to finished[(postback, name)]:
+    from the window sums (less any hours at their start that the window has moved past since,
+    when the roll-up is a little behind) or, failing those, from the hourly rows."""
 
     def add(name, rows, sign=1):
         for postback_id, bucket, delivered, failed in rows:
             if delivered or failed:
-                stats = snap.finished.setdefault((postback_id, name), Finished())
+                stats = finished.setdefault((postback_id, name), Finished())
                 stats.add(sign * delivered, sign * failed, bucket)
 
-    hourly_sums = DeliveryStat.objects.values_list("postback_id", "bucket").annotate(
+    hourly, sums = DeliveryStat.objects.all(), DeliveryWindowStat.objects.all()
+    if postback_ids is not None:
+        hourly, sums = (rows.filter(postback_id__in=postback_ids) for rows in (hourly, sums))
+    hourly_sums = hourly.values_list("postback_id", "bucket").annotate(
         Sum("delivered"), Sum("failed")
     )
     for name, start in windows.items():
@@ -204,7 +207,7 @@ def snapshot(windows: dict[str, datetime], chart_from: datetime) -> Snapshot:
         if summary and name in WINDOWS and summed_from <= start:
             add(
                 name,
-                DeliveryWindowStat.objects.filter(window=name).values_list(
+                sums.filter(window=name).values_list(
                     "postback_id", "bucket", "delivered", "failed"
                 ),
             )
@@ -212,6 +215,59 @@ def snapshot(windows: dict[str, datetime], chart_from: datetime) -> Snapshot:
                 add(name, hourly_sums.filter(hour__gte=summed_from, hour__lt=start).order_by(), -1)
         else:
             add(name, hourly_sums.filter(hour__gte=start, hour__lt=rolled).order_by())
+
+
+def window_start(name: str, now: datetime) -> datetime:
+    """The first hour of a named window of whole hours ending with the current one."""
+    return hour_of(now) - WINDOWS[name] + timedelta(hours=1)
+
+
+def finished_in_window(postback_ids, name: str = "24h", now=None) -> dict[int, Finished]:
+    """Finished deliveries of these postbacks in a named window, per postback id: the
+    dashboard's figures for one page of the postback list. A few grouped queries whatever the
+    number of deliveries: the roll-up's rows of these postbacks and the live count since."""
+    ids = list(postback_ids)
+    start = window_start(name, now or timezone.now())
+    rolled, summary = _progress()
+    finished: dict = {}
+    _add_rolled_up(finished, {name: start}, rolled, summary, postback_ids=ids)
+    wanted = set(ids)
+    live_from = start if rolled is None else max(rolled, start)
+    for postback_id, _hour, bucket, delivered, failed in _finished_rows(live_from):
+        if postback_id in wanted:
+            finished.setdefault((postback_id, name), Finished()).add(delivered, failed, bucket)
+    return {pk: done for (pk, _), done in finished.items()}
+
+
+def latest_delivery():
+    """The newest delivery of the postback in OuterRef("pk") (test sends included), for a
+    Subquery: one probe of the (postback, -created) index per postback."""
+    return Delivery.objects.filter(postback=OuterRef("pk")).order_by("-created", "-pk")
+
+
+def last_deliveries(postback_ids) -> dict[int, Delivery]:
+    """Each postback's newest delivery (test sends included), by postback id: one query."""
+    newest = Postback.objects.filter(pk__in=list(postback_ids)).annotate(
+        newest=Subquery(latest_delivery().values("pk")[:1])
+    )
+    rows = Delivery.objects.filter(pk__in=newest.values("newest")).only(
+        "pk", "postback_id", "state", "created", "finished_at", "is_test", "last_status_code"
+    )
+    return {delivery.postback_id: delivery for delivery in rows}
+
+
+def snapshot(windows: dict[str, datetime], chart_from: datetime) -> Snapshot:
+    """A handful of grouped queries, whatever the number of deliveries.
+
+    Each window is [start, now): the hours before the roll-up's end come from the window sums
+    (less any hours at their start that the window has moved past since, when the roll-up is a
+    little behind) or, failing those, from the hourly rows; later ones are counted live.
+    """
+    snap = Snapshot()
+    rolled, summary = _progress()
+    earliest = min([*windows.values(), chart_from])
+    live_from = earliest if rolled is None else max(rolled, earliest)
+    _add_rolled_up(snap.finished, windows, rolled, summary)
     if rolled is not None and rolled > chart_from:
         by_hour = (
             DeliveryStat.objects.filter(hour__gte=chart_from, hour__lt=rolled)

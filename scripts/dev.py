@@ -68,6 +68,8 @@ def run(argv: list[str]) -> None:
         **os.environ,
         # The demo postback goes to the local sink on 127.0.0.1: allow loopback for this run only.
         "POSTBACK_ALLOWED_NETWORKS": os.environ.get("POSTBACK_ALLOWED_NETWORKS", "127.0.0.0/8"),
+        # Links in the demo's alert e-mails (printed on the console) point at this server.
+        "SITE_URL": os.environ.get("SITE_URL", f"http://127.0.0.1:{port}"),
     }
     say("migrating the database")
     manage("migrate", "--noinput", "-v0", env=env)
@@ -85,7 +87,10 @@ def run(argv: list[str]) -> None:
         # Its own session: django-q2 hangs when its process group gets SIGTERM (docs/operations.md).
         subprocess.Popen([PY, "manage.py", "qcluster"], cwd=ROOT, env=env, start_new_session=True),
     ]
-    say(f"web on http://127.0.0.1:{port}/admin/, worker and demo sink running; Ctrl-C stops all")
+    say(
+        f"web on http://127.0.0.1:{port}/admin/ (affiliates: /portal/), worker and demo sink "
+        "running; Ctrl-C stops all"
+    )
     _wait_then_stop(children)
 
 

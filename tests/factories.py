@@ -6,6 +6,7 @@ import factory
 
 from affiliates.models import Affiliate, Offer
 from conversions.models import Click, Conversion, ConversionType
+from portal.models import AffiliateUser
 from postbacks.models import Postback
 
 
@@ -111,3 +112,18 @@ def postback_form_data(affiliate, **overrides) -> dict:
         "status_map": "{}",
         "_save": "Save",
     } | overrides
+
+
+PORTAL_PASSWORD = "portal-horse-battery-9"
+
+
+def portal_user(affiliate=None, username: str | None = None, password: str = PORTAL_PASSWORD):
+    """A portal login (AffiliateUser) of `affiliate` (a new one by default): a non-staff user
+    with `password`; returns the user."""
+    from django.contrib.auth import get_user_model
+
+    affiliate = affiliate or AffiliateFactory()
+    username = username or f"user-{AffiliateUser.objects.count() + 1}-{affiliate.pk}@example.com"
+    user = get_user_model().objects.create_user(username, email=username, password=password)
+    AffiliateUser.objects.create(user=user, affiliate=affiliate)
+    return user

@@ -389,7 +389,7 @@ def test_deleting_postback_with_deliveries_answers_409_suggesting_deactivation(a
     response = api_client.delete(f"/api/v1/postbacks/{postback.pk}/")
     assert response.status_code == 409
     detail = response.json()["detail"]
-    assert "deliveries" in detail and "Deactivate" in detail
+    assert "postback log" in detail and "Deactivate" in detail
     assert Postback.objects.filter(pk=postback.pk).exists()
 
 
@@ -467,6 +467,57 @@ def test_delivery_list_filters(api_client):
 
 def test_delivery_list_rejects_unknown_state(api_client):
     assert api_client.get("/api/v1/deliveries/", {"state": "lost"}).status_code == 400
+
+
+def test_delivery_list_filters_by_transaction_click_affiliate_and_time(api_client):
+    click = ClickFactory(aff_s1="THEIR-CLICK-1")
+    wanted = make_delivery(
+        PostbackFactory(affiliate=click.affiliate),
+        conversion=ConversionFactory(transaction_id="AUD-TX-1", click=click),
+    )
+    other = make_delivery(conversion=ConversionFactory(transaction_id="AUD-TX-10"))
+    Delivery.objects.filter(pk=other.pk).update(created=timezone.now() - timedelta(days=2))
+
+    def ids(**params):
+        response = api_client.get("/api/v1/deliveries/", params)
+        assert response.status_code == 200, response.json()
+        return {row["id"] for row in response.json()["results"]}
+
+    assert ids(transaction_id="AUD-TX-1") == {wanted.pk}
+    assert ids(click_id="THEIR-CLICK-1") == {wanted.pk}
+    assert ids(click_id=click.cid) == {wanted.pk}
+    assert ids(click_id="their-click-1") == set()  # exact, unlike the admin's search
+    assert ids(affiliate=click.affiliate_id) == {wanted.pk}
+    yesterday = (timezone.now() - timedelta(days=1)).isoformat()
+    assert ids(triggered_after=yesterday) == {wanted.pk}
+    assert ids(triggered_before=yesterday) == {other.pk}
+
+
+def test_delivery_list_click_id_reads_the_affiliates_click_field(api_client):
+    click = ClickFactory(aff_s1="", aff_s3="SUB3-CLICK")
+    wanted = make_delivery(
+        PostbackFactory(affiliate=click.affiliate), conversion=ConversionFactory(click=click)
+    )
+    Affiliate.objects.filter(pk=click.affiliate_id).update(click_field="affS3")
+    make_delivery()
+    response = api_client.get("/api/v1/deliveries/", {"click_id": "SUB3-CLICK"})
+    assert [row["id"] for row in response.json()["results"]] == [wanted.pk]
+
+
+@pytest.mark.parametrize("params", [{"search": "x"}, {"transaction": "x"}, {"page_size": "5"}])
+def test_delivery_list_answers_400_naming_an_unknown_parameter(api_client, params):
+    make_delivery()
+    response = api_client.get("/api/v1/deliveries/", params)
+    assert response.status_code == 400
+    [name] = params
+    assert name in response.json()
+    assert "transaction_id" in response.json()[name][0]  # says what it takes
+
+
+def test_delivery_list_takes_its_paging_and_format_parameters(api_client):
+    make_delivery()
+    response = api_client.get("/api/v1/deliveries/", {"page": 1, "format": "json"})
+    assert response.status_code == 200
 
 
 def test_delivery_list_query_count_does_not_grow_with_rows(

@@ -42,3 +42,20 @@ def test_a_setting_is_read_when_called(settings):
 def test_a_settings_module_without_the_name_gets_the_default(settings):
     del settings.POSTBACK_RETRY_SCHEDULE
     assert conf.retry_schedule() == (60, 300, 1800, 7200, 21600, 43200, 86400)
+
+
+def test_alert_mail_goes_to_the_console_while_debug_else_to_the_email_url(monkeypatch):
+    monkeypatch.delenv("EMAIL_URL", raising=False)
+    monkeypatch.setenv("DEBUG", "True")
+    backend = settings_without_environment(monkeypatch)["EMAIL_BACKEND"]
+    assert backend.endswith("console.EmailBackend")
+    monkeypatch.setenv("DEBUG", "False")
+    monkeypatch.setenv("EMAIL_URL", "smtp+tls://alerts:pw@smtp.example.com:587")
+    module = settings_without_environment(monkeypatch)
+    assert module["EMAIL_BACKEND"].endswith("smtp.EmailBackend")
+    assert (module["EMAIL_HOST"], module["EMAIL_PORT"], module["EMAIL_USE_TLS"]) == (
+        "smtp.example.com",
+        587,
+        True,
+    )
+    assert module["EMAIL_TIMEOUT"] == 10

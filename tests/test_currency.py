@@ -7,9 +7,11 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.template import Context, Template
 
 from conversions.exchange import MissingRate, convert, exchange_rate
 from conversions.models import ExchangeRate
+from trackdesk.currencies import format_amount
 
 pytestmark = pytest.mark.django_db
 
@@ -186,3 +188,38 @@ def test_import_of_a_binary_file_says_it_cannot_read_it(tmp_path):
     path.write_bytes(b"\xff\xfe\x00garbage\x81")
     with pytest.raises(CommandError, match="Cannot read"):
         _import(str(path))
+
+
+# --- format_amount: how people read an amount ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "shown"),
+    [
+        ("4.200000", "USD", "4.20 USD"),
+        ("12.5", "USD", "12.50 USD"),
+        ("1250.000000", "JPY", "1,250 JPY"),
+        ("0.1", "BHD", "0.100 BHD"),
+        ("1234567.5", "EUR", "1,234,567.50 EUR"),
+        ("12.5", "", "12.50"),
+    ],
+)
+def test_format_amount_uses_the_currencys_minor_units_and_thousands(amount, currency, shown):
+    assert format_amount(Decimal(amount), currency) == shown
+
+
+def test_format_amount_never_rounds_money_away():
+    assert format_amount(Decimal("4.123456"), "USD") == "4.123456 USD"
+    assert format_amount(Decimal("1250.5"), "JPY") == "1,250.5 JPY"
+
+
+def test_format_amount_without_code_and_for_no_amount():
+    assert format_amount(Decimal("1250"), "JPY", code=False) == "1,250"
+    assert format_amount(None, "USD") == ""
+
+
+def test_money_template_filter():
+    template = Template("{% load money %}{{ a|money:c }} / {{ a|amount:c }}")
+    assert (
+        template.render(Context({"a": Decimal("1250.000000"), "c": "JPY"})) == "1,250 JPY / 1,250"
+    )

@@ -52,15 +52,16 @@ def test_a_form_json_field_with_the_decoder_reports_deep_json_as_invalid(depth):
     assert field.clean('{"approved": "1"}') == {"approved": "1"}
 
 
-def test_the_postback_forms_status_map_refuses_deep_json_as_invalid():
+def test_the_postback_forms_status_value_row_takes_deep_json_as_too_long_text():
+    # The form has one text row per status (no JSON to parse): deep JSON is just long text.
     from postbacks.admin.forms import PostbackForm
     from tests.factories import AffiliateFactory, postback_form_data
 
-    data = postback_form_data(AffiliateFactory(), status_map="[" * 50_000 + "]" * 50_000)
-    form = PostbackForm(data=data)
+    deep = "[" * 50_000 + "]" * 50_000
+    form = PostbackForm(data=postback_form_data(AffiliateFactory(), status_value_approved=deep))
 
     assert not form.is_valid()
-    assert "status_map" in form.errors
+    assert "status_value_approved" in form.errors
 
 
 def test_the_live_preview_explains_a_deep_status_map_instead_of_crashing(admin_client):

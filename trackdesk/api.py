@@ -118,7 +118,7 @@ class ProtectedDestroyMixin:
         kinds = referring_kinds(instance)
         if kinds:
             raise Conflict(
-                f"This {name} cannot be deleted: {', '.join(kinds)} refer to it. "
+                f"This {name} cannot be deleted: the {', '.join(kinds)} refer to it. "
                 f"{self.deactivate_hint}"
             )
         try:

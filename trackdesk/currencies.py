@@ -1,6 +1,7 @@
-"""ISO 4217 currency codes in use, their minor units, and the validator of currency fields."""
+"""ISO 4217 currency codes in use, their minor units, the validator of currency fields, and
+how an amount is shown to a person."""
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from django.core.exceptions import ValidationError
 
@@ -220,3 +221,24 @@ def minor_units(code: str) -> int:
 def quantum(code: str) -> Decimal:
     """The smallest amount of the currency, e.g. Decimal("0.01") for USD, Decimal("1") for JPY."""
     return Decimal(1).scaleb(-minor_units(code))
+
+
+def format_amount(amount: Decimal | None, currency: str = "", *, code: bool = True) -> str:
+    """An amount as people read it: "12.50 USD", "1,250 JPY", "0.125 BHD".
+
+    At least the currency's minor-unit places and more only when the amount has them (a
+    converted 4.123456 USD shows as such: display never rounds money away). Thousands are
+    separated by commas. `code=False` leaves the currency code off (for a column that shows it
+    next door); a blank currency shows two places and no code. None shows as "".
+    """
+    if amount is None:
+        return ""
+    amount = Decimal(amount)
+    if not amount.is_finite():
+        return str(amount)
+    with localcontext() as ctx:
+        ctx.prec = 60  # an 18-digit amount with 6 places never runs out of digits
+        exponent = amount.normalize().as_tuple().exponent
+        places = max(minor_units(currency), -exponent if isinstance(exponent, int) else 0)
+        text = format(amount.quantize(Decimal(1).scaleb(-places)), ",f")
+    return f"{text} {currency}" if code and currency else text

@@ -4,6 +4,7 @@ Defaults run the embedded set-up (SQLite + django-q2's ORM broker) and hold noth
 `.env.example` lists every variable.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -39,6 +40,7 @@ INSTALLED_APPS = [
     "conversions",
     "postbacks",
     "apitokens",
+    "portal",
     "demo",
     "axes",
 ]
@@ -46,6 +48,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: probes by IP over plain HTTP get their answer (no host check, no HTTPS redirect).
     "trackdesk.middleware.HealthCheckMiddleware",
+    # /metrics, for the same reason; protected by METRICS_TOKEN / METRICS_ALLOWED_IPS instead.
+    "trackdesk.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "trackdesk.middleware.RequestSizeLimitMiddleware",
     # 503 + Retry-After instead of a 500 when a view finds the database unreachable.
@@ -248,6 +252,8 @@ POSTBACK_BREAKER_THRESHOLD = env.int("POSTBACK_BREAKER_THRESHOLD", default=5)
 POSTBACK_BREAKER_COOLDOWN = env.int("POSTBACK_BREAKER_COOLDOWN", default=30)
 POSTBACK_BREAKER_MAX_COOLDOWN = env.int("POSTBACK_BREAKER_MAX_COOLDOWN", default=1800)
 POSTBACK_AUTO_PAUSE_AFTER = env.float("POSTBACK_AUTO_PAUSE_AFTER", default=0)
+POSTBACK_ALERT_FAILURES = env.int("POSTBACK_ALERT_FAILURES", default=10)
+POSTBACK_ALERT_WINDOW_HOURS = env.int("POSTBACK_ALERT_WINDOW_HOURS", default=72)
 POSTBACK_MASK_SECRETS = env.bool("POSTBACK_MASK_SECRETS", default=True)
 POSTBACK_LOG_RETENTION_DAYS = env.int("POSTBACK_LOG_RETENTION_DAYS", default=90)
 POSTBACK_CONCURRENT_DISPATCH = env.bool("POSTBACK_CONCURRENT_DISPATCH", default=True)
@@ -255,10 +261,41 @@ POSTBACK_CONCURRENCY = env.int("POSTBACK_CONCURRENCY", default=1000)
 POSTBACK_PER_HOST_CONCURRENCY = env.int("POSTBACK_PER_HOST_CONCURRENCY", default=200)
 POSTBACK_BATCH_SIZE = env.int("POSTBACK_BATCH_SIZE", default=250)
 POSTBACK_DRAIN_SECONDS = env.float("POSTBACK_DRAIN_SECONDS", default=20.0)
+# Alert e-mails (postbacks/alerts.py). EMAIL_URL in django-environ's form, such as
+# smtp+tls://user:password@smtp.example.com:587; empty: printed on the console while DEBUG is on,
+# else SMTP on localhost:25. The tests use Django's in-memory backend whatever is set here.
+vars().update(
+    env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)  # seconds; a dead mail server cannot hang
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="trackdesk@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Scheme and host of the back office, for the links in alert e-mails
+# (https://backoffice.example.com); empty: PUBLIC_BASE_URL; both empty: the links are paths.
+SITE_URL = env("SITE_URL", default="").strip().rstrip("/")
 # Names this machine in the attempt log (which node sent what); default: the host name.
 NODE_NAME = env("NODE_NAME", default="")
 # ECB reference rates imported daily from this file or http(s) URL; empty: no import (offline).
 ECB_RATES_SOURCE = env("ECB_RATES_SOURCE", default="").strip()
+
+# --- Affiliate portal (docs/portal.md) -------------------------------------------------------
+# A postback an affiliate creates in the portal, or a change to its request (URL, method, body,
+# headers, currency, status values), waits for a manager's approval (portal/moderation.py).
+PORTAL_POSTBACKS_NEED_APPROVAL = env.bool("PORTAL_POSTBACKS_NEED_APPROVAL", default=True)
+# Test sends an affiliate may make from the portal per hour (counting every test send of their
+# postbacks in the last hour); past it the portal says when to try again (portal/views.py).
+PORTAL_TEST_SENDS_PER_HOUR = env.int("PORTAL_TEST_SENDS_PER_HOUR", default=20)
+
+# --- Metrics (trackdesk/metrics.py, docs/operations.md#metrics) ------------------------------
+# /metrics answers 404 unless one of these is set; with both, a scrape must pass both.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = [
+    str(ipaddress.ip_network(network, strict=False))
+    for network in env.list("METRICS_ALLOWED_IPS", default=[])
+]
+# A directory every web and worker process of this machine shares (emptied before they start);
+# empty: each process counts alone. prometheus_client reads it from the environment.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
 
 LOGGING = {
     "version": 1,

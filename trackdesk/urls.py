@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("portal/", include("portal.urls")),
     path("api/v1/", include("conversions.api_urls")),
     path("api/v1/", include("affiliates.api_urls")),
     path("api/v1/", include("postbacks.api_urls")),
@@ -23,3 +24,5 @@ handler500 = "trackdesk.api.server_error"
 admin.site.site_header = "Affiliate postback back office"
 admin.site.site_title = "Postback back office"
 admin.site.index_title = "Affiliates, conversions and postbacks"
+# The back office has no public site to view: no "View site" link in the admin's header.
+admin.site.site_url = None

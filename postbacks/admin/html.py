@@ -1,4 +1,5 @@
-"""Small HTML pieces the admin pages share: state badges, links, the recent-deliveries table."""
+"""Small HTML pieces the admin pages share: state badges, links, the recent-deliveries table,
+the change history."""
 
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -71,7 +72,7 @@ def recent_deliveries(queryset, *, show: str, **log_filters):
         ),
     )
     footer = log_link(
-        f"Latest {RECENT_DELIVERIES} shown: all in the tracking log" if more else "Tracking log",
+        f"Latest {RECENT_DELIVERIES} shown: all in the postback log" if more else "Postback log",
         **log_filters,
     )
     return format_html(
@@ -90,3 +91,44 @@ def _other_side(delivery, show: str):
     if delivery.conversion_id is None:
         return "sample conversion"
     return change_link(delivery.conversion, delivery.conversion.transaction_id)
+
+
+def audit_list(entries):
+    """The postback's change history (postbacks/audit.py): when, who, from where, what."""
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                f"{entry.at:%Y-%m-%d %H:%M:%S}",
+                entry.actor or "-",
+                entry.get_source_display(),
+                _audit_what(entry),
+            )
+            for entry in entries
+        ),
+    )
+    if not rows:
+        return "No recorded changes."
+    return format_html(
+        '<table class="pb-audit"><thead><tr><th>When (UTC)</th><th>Who</th><th>From</th>'
+        "<th>What changed</th></tr></thead><tbody>{}</tbody></table>",
+        rows,
+    )
+
+
+def _audit_what(entry):
+    changes = format_html_join(
+        "",
+        "<li><strong>{}</strong>: {} → {}</li>",
+        ((c["field"], _short(c["old"]), _short(c["new"])) for c in entry.changes),
+    )
+    head = "Created. " if entry.created else ""
+    if entry.created:  # every setting is "new": the list would repeat the form
+        changes = ""
+    return format_html("{}{}<ul style='margin: 0'>{}</ul>", head, entry.note, changes)
+
+
+def _short(value, limit: int = 200) -> str:
+    text = "-" if value in (None, "", [], {}) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

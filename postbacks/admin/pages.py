@@ -8,6 +8,7 @@ from functools import partial
 
 from django import forms
 from django.contrib import messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -15,8 +16,9 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from conversions.models import Conversion, ConversionStatus
+from postbacks import export
 from postbacks.admin.dashboard import dashboard_view
-from postbacks.admin.forms import HeaderLinesField
+from postbacks.admin.forms import HeaderLinesField, status_map_from
 from postbacks.admin.html import log_url
 from postbacks.admin.walkthrough import walkthrough_view
 from postbacks.delivery.testsend import describe, send_test
@@ -53,8 +55,20 @@ def delivery_urls(model_admin) -> list:
             "dashboard/",
             _wrap(model_admin, dashboard_view),
             name="postbacks_delivery_dashboard",
-        )
+        ),
+        path("export/", _wrap(model_admin, export_view), name="postbacks_delivery_export"),
     ]
+
+
+def export_view(request, model_admin):
+    """The log as the list page shows it (same filters, search and order) as a CSV file."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    try:
+        changelist = model_admin.get_changelist_instance(request)
+    except IncorrectLookupParameters:
+        return HttpResponseBadRequest("These filters do not apply to the postback log.")
+    return export.csv_response(changelist.queryset)
 
 
 def _wrap(model_admin, view):
@@ -80,7 +94,10 @@ class PreviewForm(forms.Form):
     preview_conversion = forms.UUIDField(required=False)
 
     def clean_status_map(self):
-        return parse_status_map(self.cleaned_data["status_map"])
+        text = self.cleaned_data["status_map"]
+        if not text.strip():  # the form's rows, one per status (postbacks/admin/forms.py)
+            return status_map_from(self.data, self.data.getlist("statuses"))
+        return parse_status_map(text)
 
     def values(self) -> dict:
         """The settings as validation and rendering take them."""
@@ -94,10 +111,15 @@ def preview_view(request, model_admin):
         model_admin.has_add_permission(request)
     ):
         raise PermissionDenied
-    form = PreviewForm(request.POST)
+    return preview_response(PreviewForm(request.POST))
+
+
+def preview_response(form: PreviewForm, affiliate_id: int | None = None) -> JsonResponse:
+    """The live preview's answer to `form`, with the conversions of `affiliate_id` (default:
+    the form's affiliate) to choose from. The portal's preview calls it with its affiliate."""
     if not form.is_valid():
         return JsonResponse({"fields": form.errors}, status=400)
-    conversions = recent_conversions(form.cleaned_data["affiliate"])
+    conversions = recent_conversions(affiliate_id or form.cleaned_data["affiliate"])
     chosen = form.cleaned_data["preview_conversion"]
     conversion = next((c for c in conversions if c.pk == chosen), None)
     payload = live_preview(form.values(), conversion)

@@ -3,21 +3,22 @@ and the assistant), the tracking settings page and endpoint health."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, Subquery
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
+from postbacks import audit
 from postbacks.admin import pages
-from postbacks.admin.forms import PostbackForm
-from postbacks.admin.html import change_link, recent_deliveries, state_badge
+from postbacks.admin.forms import STATUS_VALUE_FIELDS, STATUS_VALUES_HELP, PostbackForm
+from postbacks.admin.html import audit_list, change_link, recent_deliveries
+from postbacks.admin.postback_display import VIEW_ONLY_FIELDS, PostbackDisplayMixin
 from postbacks.assistant.admin import assistant_urls
 from postbacks.delivery import breaker
 from postbacks.delivery.testsend import describe, send_test
 from postbacks.models import (
-    Delivery,
+    AuditSource,
     DeliveryState,
     EndpointHealth,
     Postback,
@@ -26,37 +27,35 @@ from postbacks.models import (
 from postbacks.money import missing_rate_warnings
 from postbacks.transport import signing
 from trackdesk.admin import DeactivateInsteadOfDeleteMixin
-from trackdesk.masking import shown_header_list
 
 # Behind every test send: the form's button, the list action and the walkthrough's rows.
 TEST_SEND_PERMISSION = "postbacks.send_test_postback"
+AUDIT_ROWS = 50
 
 
 @admin.register(Postback)
-class PostbackAdmin(DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
+class PostbackAdmin(PostbackDisplayMixin, DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
+    # The list, its actions and the view-only page: postback_display.py.
     form = PostbackForm
-    list_display = [
-        "name",
-        "affiliate",
-        "scope",
-        "method",
-        "currency",
-        "active",
-        "updated",
-        "last_delivery",
-    ]
-    list_filter = ["active", "affiliate", "method", "scope"]
-    search_fields = ["name", "affiliate__name", "=id"]
-    list_select_related = ["affiliate"]
     save_on_top = True
     autocomplete_fields = ["affiliate"]
     filter_horizontal = ["offers", "conversion_types"]
     radio_fields = {"scope": admin.VERTICAL, "method": admin.HORIZONTAL}
-    readonly_fields = ["recent_deliveries", "paused_reason", "signing"]
-    actions = ["send_test_with_sample", "rotate_signing_secret", "turn_signing_off"]
+    readonly_fields = ["recent_deliveries", "paused_reason", "signing", "change_history"]
+    actions = [
+        *DeactivateInsteadOfDeleteMixin.actions,
+        "send_test_with_sample",
+        "rotate_signing_secret",
+        "turn_signing_off",
+    ]
+    inactive_means = "An inactive postback sends nothing."
     fieldsets = [
         ("Target", {"fields": ["name", "affiliate", "active", "paused_reason"]}),
         ("Triggers", {"fields": ["scope", "offers", "conversion_types", "statuses"]}),
+        (
+            "Value sent as {status}",
+            {"fields": STATUS_VALUE_FIELDS, "description": STATUS_VALUES_HELP},
+        ),
         (
             "Request",
             {
@@ -66,68 +65,51 @@ class PostbackAdmin(DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
                     "url",
                     "body_format",
                     "body_template",
-                    "status_map",
                     "headers",
                 ]
             },
         ),
         ("Signing", {"fields": ["signing"]}),
         ("Recent deliveries", {"fields": ["recent_deliveries"]}),
+        ("Change history", {"fields": ["change_history"]}),
     ]
 
     def get_urls(self):
         return assistant_urls(self) + pages.postback_urls(self) + super().get_urls()
 
     def get_fieldsets(self, request, obj=None):
-        # Signing and deliveries exist only for a saved postback.
-        fieldsets = self.fieldsets if obj else self.fieldsets[:-2]
+        # Signing, deliveries and the change history exist only for a saved postback.
+        fieldsets = self.fieldsets if obj else self.fieldsets[:-3]
+        if not (obj and obj.paused_reason):  # the reason shows while it is paused only
+            fieldsets = without_fields(fieldsets, {"paused_reason"})
         if obj is None or self.has_change_permission(request, obj):
             return fieldsets
-        # View-only users see the headers with secret-looking values masked.
-        swap = {"headers": "masked_headers"}
+        # View-only users see the headers with secret-looking values masked, and the status
+        # values as saved (the rows are form fields).
+        fieldsets = without_fields(fieldsets, set(STATUS_VALUE_FIELDS[1:]))
+        swap = {**VIEW_ONLY_FIELDS, STATUS_VALUE_FIELDS[0]: VIEW_ONLY_FIELDS["status_map"]}
         return [
             (title, {**opts, "fields": [swap.get(f, f) for f in opts["fields"]]})
             for title, opts in fieldsets
         ]
 
-    def get_readonly_fields(self, request, obj=None):
-        return [*super().get_readonly_fields(request, obj), "masked_headers"]
-
-    @admin.display(description="Request headers")
-    def masked_headers(self, postback):
-        shown = shown_header_list(postback.headers)
-        return (
-            format_html_join(
-                "", "<div><code>{}: {}</code></div>", ((h["name"], h["value"]) for h in shown)
-            )
-            or "-"
-        )
-
     def save_model(self, request, obj, form, change):
+        # The form changed obj in memory already; the stored row is the "before" (audit.py).
+        form.audit_before = audit.stored_snapshot(obj.pk) if change else {}
         super().save_model(request, obj, form, change)
         if obj.active and obj.paused_reason:
             breaker.resume(obj)
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
+        before = getattr(form, "audit_before", {})
+        audit.record(form.instance, before, user=request.user, source=AuditSource.ADMIN)
         # After the offers are saved: they decide which currencies are in use. Saved anyway.
         for warning in missing_rate_warnings(form.instance):
             messages.warning(request, warning)
 
     def has_send_test_permission(self, request):
         return request.user.has_perm(TEST_SEND_PERMISSION)
-
-    def get_queryset(self, request):
-        last = Delivery.objects.filter(postback=OuterRef("pk")).order_by("-created", "-pk")
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(last_delivery_state=Subquery(last.values("state")[:1]))
-        )
-
-    @admin.display(description="last delivery", ordering="last_delivery_state")
-    def last_delivery(self, postback):
-        return state_badge(postback.last_delivery_state)
 
     @admin.display(description="Deliveries (newest first)")
     def recent_deliveries(self, postback):
@@ -149,6 +131,10 @@ class PostbackAdmin(DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
                 ),
                 messages.SUCCESS if delivery.state == DeliveryState.SUCCESS else messages.WARNING,
             )
+
+    @admin.display(description="Changes (newest first)")
+    def change_history(self, postback):
+        return audit_list(postback.audit_log.all()[:AUDIT_ROWS])
 
     @admin.display(description="Signing")
     def signing(self, postback):
@@ -178,6 +164,13 @@ class PostbackAdmin(DeactivateInsteadOfDeleteMixin, admin.ModelAdmin):
         for postback in queryset:
             signing.turn_off(postback)
         self.message_user(request, f"Signing turned off for {queryset.count()} postback(s).")
+
+
+def without_fields(fieldsets, names: set) -> list:
+    return [
+        (title, {**opts, "fields": [f for f in opts["fields"] if f not in names]})
+        for title, opts in fieldsets
+    ]
 
 
 @admin.register(EndpointHealth)

@@ -602,11 +602,11 @@ class _Analyser:
             tracking_link=tracking_link,
             mappings=self.mappings,
             problems=self.problems,
-            notes=self._notes(sends_status),
+            notes=self._notes(sends_status, template, list(conversion_types)),
             postback=self._postback(template, sends_status, list(conversion_types)),
         )
 
-    def _notes(self, sends_status: bool) -> list[str]:
+    def _notes(self, sends_status: bool, template: str, conversion_types: list) -> list[str]:
         notes = list(self.notes)
         platform = self.platform or platforms()[GENERIC]
         if platform.notes and (self.platform or self.mappings):
@@ -627,7 +627,28 @@ class _Analyser:
                 "The URL has no status parameter, so the platform would count every postback "
                 "as a conversion: only approved conversions are proposed."
             )
+        counted = self._counted_types(conversion_types)
+        if template and len(counted) < len(conversion_types):
+            notes.append(
+                "The URL does not say which kind of conversion it reports, so the platform "
+                f"counts every postback alike: only {', '.join(counted)} is proposed. Add "
+                "other types only if the affiliate should count them as the same conversion."
+            )
         return notes
+
+    def _sends_type(self) -> bool:
+        return any(m.placeholder == "{conversionType}" for m in self.mappings)
+
+    def _counted_types(self, conversion_types: list) -> list:
+        """The conversion types the platform counts: all of them when the URL sends the type
+        ({conversionType}); otherwise it counts every postback alike, so the platform's own
+        (the catalog's conversion_types, sale by default) among those that exist, else the
+        first type."""
+        if self._sends_type() or not conversion_types:
+            return list(conversion_types)
+        platform = self.platform or platforms()[GENERIC]
+        counted = [code for code in platform.conversion_types if code in conversion_types]
+        return counted or list(conversion_types)[:1]
 
     def _postback(self, template: str, sends_status: bool, conversion_types: list) -> dict:
         if not template:
@@ -646,7 +667,7 @@ class _Analyser:
             "url": template,
             "method": platform.method if platform else "GET",
             "statuses": statuses,
-            "conversion_types": conversion_types,
+            "conversion_types": self._counted_types(conversion_types),
             "status_map": self._status_map() if sends_status else {},
         }
 

@@ -8,10 +8,11 @@ from rest_framework.views import APIView
 
 from affiliates.models import CLICK_FIELDS, DEFAULT_CLICK_FIELD, Affiliate, Offer
 from conversions.models import ConversionType
+from postbacks import audit
 from postbacks.assistant.analysis import analyse
 from postbacks.assistant.catalog import platform_choices
 from postbacks.assistant.create import create_postback, existing_postback, refusals
-from postbacks.models import TrackingSettings
+from postbacks.models import AuditSource, TrackingSettings
 from trackdesk.permissions import requires
 
 
@@ -176,6 +177,7 @@ class PostbackAssistantView(APIView):
             if analysis.ok:
                 saved, created = _create(analysis, affiliate)
             if created:
+                audit.record(saved, {}, user=request.user, source=AuditSource.ASSISTANT)
                 answer = status.HTTP_201_CREATED
             elif saved is None:
                 answer = status.HTTP_422_UNPROCESSABLE_ENTITY
@@ -187,9 +189,9 @@ class PostbackAssistantView(APIView):
 
 
 def _create(analysis, affiliate):
-    """The proposal saved as it stands (its statuses, every conversion type, as the admin page
-    proposes them), after the postback form's checks; a refusal becomes problems and (None,
-    False)."""
+    """The proposal saved as it stands (its statuses and the conversion types the platform
+    counts, global scope, the conversion's currency: what the admin page presets), after the
+    postback form's checks; a refusal becomes problems and (None, False)."""
     proposal = analysis.postback
     types = ConversionType.objects.filter(code__in=proposal["conversion_types"])
     problems = refusals(analysis, conversion_types=types, statuses=proposal["statuses"])

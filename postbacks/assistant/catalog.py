@@ -22,6 +22,7 @@ class Platform:
     fixed: tuple = ()
     status_map: dict = field(default_factory=dict)
     statuses: tuple = ("approved",)
+    conversion_types: tuple = ("sale",)
     hosts: tuple = ()
     path: str = ""
     match_params: tuple = ()
@@ -64,6 +65,7 @@ def _platform(entry: dict) -> Platform:
         fixed=tuple(entry.get("fixed", ())),
         status_map=dict(entry.get("status_map", {})),
         statuses=tuple(entry.get("statuses", ("approved",))),
+        conversion_types=tuple(entry.get("conversion_types", ("sale",))),
         hosts=tuple(match.get("hosts", ())),
         path=match.get("path", ""),
         match_params=tuple(match.get("params", ())),

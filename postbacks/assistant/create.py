@@ -6,7 +6,7 @@ from django.db import transaction
 
 from affiliates.models import Affiliate
 from postbacks.assistant.analysis import Analysis
-from postbacks.models import Postback
+from postbacks.models import Postback, Scope
 from postbacks.validation import validate_postback_config
 
 
@@ -21,30 +21,49 @@ def existing_postback(affiliate, proposal: dict) -> Postback | None:
     return same.order_by("pk").first()
 
 
-def refusals(analysis: Analysis, *, conversion_types, statuses) -> list[str]:
-    """Why the proposal cannot be saved with these types and statuses: the postback form's
-    checks on it as the assistant creates it (global scope, the conversion's currency, a form
-    body). Empty when it can be."""
+def refusals_by_field(
+    analysis: Analysis, *, conversion_types, statuses, scope=Scope.GLOBAL, offers=(), currency=""
+) -> dict[str, list[str]]:
+    """Why the proposal cannot be saved with these choices, per field: the postback form's
+    checks on it as the assistant creates it (a form body when it is a POST). Empty when it
+    can be."""
     values = {
         **analysis.postback,
         "statuses": list(statuses),
         "conversion_types": list(conversion_types),
-        "scope": "global",
-        "offers": [],
-        "currency": "",
+        "scope": scope,
+        "offers": list(offers),
+        "currency": currency,
         "body_format": "form",
         "body_template": "",
     }
     try:
         validate_postback_config(values)
     except ValidationError as error:
-        return [message for messages in error.message_dict.values() for message in messages]
-    return []
+        return error.message_dict
+    return {}
+
+
+def refusals(analysis: Analysis, **choices) -> list[str]:
+    """refusals_by_field's messages in one list."""
+    return [
+        message
+        for messages in refusals_by_field(analysis, **choices).values()
+        for message in messages
+    ]
 
 
 @transaction.atomic
 def create_postback(
-    analysis: Analysis, affiliate, *, name, conversion_types, statuses
+    analysis: Analysis,
+    affiliate,
+    *,
+    name,
+    conversion_types,
+    statuses,
+    scope=Scope.GLOBAL,
+    offers=(),
+    currency="",
 ) -> tuple[Postback, bool]:
     """Create the proposed postback, inactive until a manager reviews it; or, when the affiliate
     already has it, return that one: (postback, created).
@@ -67,9 +86,12 @@ def create_postback(
         method=proposal["method"],
         statuses=list(statuses),
         status_map=proposal["status_map"],
+        scope=scope,
+        currency=currency,
         active=False,
     )
     postback.conversion_types.set(conversion_types)
+    postback.offers.set(offers)
     if not affiliate.click_id_token and analysis.click_id_token:
         affiliate.click_id_token = analysis.click_id_token
         affiliate.save(update_fields=["click_id_token"])

@@ -14,6 +14,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_q.brokers import get_broker
+from django_q.brokers.orm import ORM
 from django_q.tasks import async_task
 
 from postbacks import conf
@@ -49,6 +50,10 @@ def send_to_broker(delivery_id: int) -> None:
     )
 
 
+def _broker_writes_to_database() -> bool:
+    return isinstance(broker(), ORM)
+
+
 def enqueue(delivery_ids, *, marked: bool = False) -> int:
     """Queue the deliveries; `marked`: their enqueued_at is set already (new deliveries).
 
@@ -62,7 +67,9 @@ def enqueue(delivery_ids, *, marked: bool = False) -> int:
     try:
         # One transaction: with the ORM broker the task rows commit together with enqueued_at
         # (one write on SQLite), and django-q2 does not close the connection as in autocommit.
-        with transaction.atomic():
+        # New deliveries on the Redis broker write nothing here: no empty transaction then.
+        writes = not marked or _broker_writes_to_database()
+        with transaction.atomic() if writes else contextlib.nullcontext():
             if not marked:
                 Delivery.objects.filter(pk__in=ids).update(enqueued_at=timezone.now())
             # With concurrent dispatch a task drains a batch: one per batch will do.
@@ -122,6 +129,18 @@ def being_sent(queryset, now=None):
     """Those of the deliveries a worker holds a claim on now: a request may be in flight."""
     now = now or timezone.now()
     return queryset.open().filter(claimed_until__gte=now)
+
+
+def retry_refusal(delivery: Delivery, now=None) -> str:
+    """Why retry_deliveries would leave this delivery alone ("" when it would retry it)."""
+    now = now or timezone.now()
+    if delivery.is_test:
+        return "A test send is not retried: send a new test from the postback's page."
+    if delivery.state == DeliveryState.SUCCESS:
+        return "This delivery succeeded: nothing to retry (Resend sends it again)."
+    if delivery.claimed_until and delivery.claimed_until >= now:
+        return "A worker is sending it right now: its outcome shows here in a moment."
+    return ""
 
 
 def retry_deliveries(queryset) -> int:

@@ -1,7 +1,8 @@
 """django-q2 entry points, referenced by dotted path; each is a thin wrapper over the function
-that does the work. The schedules (sweep, prune_log, roll_up_stats) are made by migrations."""
+that does the work. The schedules (sweep, prune_log, roll_up_stats, check_alerts) are made by
+migrations."""
 
-from postbacks import stats
+from postbacks import alerts, stats
 from postbacks.delivery import batch, queue, retention, single
 
 
@@ -36,3 +37,8 @@ def prune_log() -> str:
 def roll_up_stats() -> str:
     """The dashboard roll-up, every few minutes; a summary for django-q2."""
     return f"rolled up {stats.roll_up()} hours"
+
+
+def check_alerts() -> str:
+    """Every minute: alerts for endpoints that keep failing, and e-mails of new alerts."""
+    return alerts.check()

@@ -35,6 +35,10 @@
       var chip = event.target.closest(".pb-chip");
       if (!chip || chip.disabled || !target) return;
       event.preventDefault();
+      if (target.disabled) { // the body template, hidden since the method became GET
+        target = url;
+        label.textContent = "URL";
+      }
       insertAtCursor(target, chip.getAttribute("data-token"));
     });
   }
@@ -46,6 +50,70 @@
     field.focus();
     field.setSelectionRange(start + text.length, start + text.length);
     field.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+
+  /* --- The form follows its own choices: body fields for POST, the offers box's meaning for
+     the scope, one "value to send" row per ticked status. Hidden fields are disabled, so
+     neither the preview nor the save sees them. --- */
+  function checked(form, name) {
+    var input = form.querySelector("input[name=" + name + "]:checked");
+    return input ? input.value : "";
+  }
+
+  function showRow(row, shown) {
+    if (!row) return;
+    row.classList.toggle("hidden", !shown);
+    row.querySelectorAll("input, textarea, select").forEach(function (input) {
+      input.disabled = !shown;
+    });
+  }
+
+  function setUpMethod(form) {
+    function apply() {
+      var post = checked(form, "method") === "POST";
+      form.querySelectorAll(".field-body_format, .field-body_template").forEach(function (row) {
+        showRow(row, post);
+      });
+    }
+    form.querySelectorAll("input[name=method]").forEach(function (radio) {
+      radio.addEventListener("change", apply);
+    });
+    apply();
+  }
+
+  function setUpScope(form) {
+    var offers = form.querySelector("[data-scope-texts]");
+    if (!offers) return;
+    var texts = JSON.parse(offers.getAttribute("data-scope-texts"));
+    function apply() {
+      var text = texts[checked(form, "scope")];
+      if (!text) return;
+      var label = form.querySelector(".field-offers label[for='id_offers']");
+      if (label) label.textContent = text.label + ":";
+      var help = document.getElementById("id_offers_helptext");
+      if (help) help.textContent = text.help;
+      // The two-box selector (built on page load) titles its right box "Chosen offers".
+      var chosen = document.querySelector("#id_offers_to_title label");
+      if (chosen) chosen.textContent = text.label + " ";
+    }
+    form.querySelectorAll("input[name=scope]").forEach(function (radio) {
+      radio.addEventListener("change", apply);
+    });
+    apply();
+    window.addEventListener("load", apply);
+  }
+
+  function setUpStatusValues(form) {
+    form.querySelectorAll("input[name=statuses]").forEach(function (box) {
+      var input = form.querySelector("input[name=status_value_" + box.value + "]");
+      if (!input) return;
+      function apply() {
+        input.type = box.checked ? "text" : "hidden";
+        showRow(input.closest(".form-row"), box.checked);
+      }
+      box.addEventListener("change", apply);
+      apply();
+    });
   }
 
   /* --- Live preview: POST the form to the preview view, show the rendered request. --- */
@@ -96,9 +164,18 @@
         fillConversions(answer.conversions, answer.conversion);
         lastAffiliate = affiliate;
       }
+      // Each problem shows once: a message already next to its field (from the last save) is
+      // not repeated here, and a request that cannot be rendered points at the listed cause.
+      var onPage = fieldErrors(form);
+      var listed = answer.errors.filter(function (message) {
+        return !/^Unknown placeholder/.test(message) && onPage.indexOf(message) === -1;
+      });
       output.textContent = "";
       if (answer.error) {
-        output.appendChild(el("span", { class: "pb-render-error" }, answer.error));
+        var covered = listed.length || answer.errors.length;
+        output.appendChild(el("span", { class: "pb-render-error" }, !covered ? answer.error
+          : listed.length ? "No preview until the problems below are fixed."
+            : "No preview until the errors marked in the form are fixed."));
       } else {
         output.appendChild(document.createTextNode(answer.method + " "));
         appendSegments(output, answer.url);
@@ -115,9 +192,15 @@
         problems.appendChild(el("li", { class: "pb-unknown-note" },
           "Unknown placeholder " + token + ": it would stop the postback from saving."));
       });
-      answer.errors.forEach(function (message) {
-        if (/^Unknown placeholder/.test(message)) return; // shown highlighted above
+      listed.forEach(function (message) {
         problems.appendChild(el("li", {}, message));
+      });
+    }
+
+    // The messages the server put next to fields on the last save: each error shows once.
+    function fieldErrors(form) {
+      return Array.prototype.map.call(form.querySelectorAll(".errorlist li"), function (li) {
+        return li.textContent;
       });
     }
 
@@ -199,6 +282,12 @@
   }
 
   ready(function () {
+    var postbackForm = document.getElementById("postback_form");
+    if (postbackForm) {
+      setUpMethod(postbackForm);
+      setUpScope(postbackForm);
+      setUpStatusValues(postbackForm);
+    }
     var picker = document.querySelector(".pb-picker");
     if (picker) setUpPicker(picker);
     var preview = document.getElementById("pb-preview");

@@ -132,7 +132,7 @@ def test_manager_adds_previews_saves_and_test_sends_a_postback(
     [received] = sink.wait_for(1)
     assert received.query == {"clickid": "AFF-CLICK-123", "payout": "12.50"}
 
-    # The tracking log, filtered to test sends.
+    # The postback log, filtered to test sends.
     page.goto(f"{base}/admin/postbacks/delivery/")
     expect(page.locator("#result_list tbody tr")).to_have_count(3)
     page.click("#changelist-filter a[href*='is_test__exact=1']")
@@ -140,7 +140,7 @@ def test_manager_adds_previews_saves_and_test_sends_a_postback(
     rows = page.locator("#result_list tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("Acme S2S")
-    shot("04-tracking-log-filtered")
+    shot("04-postback-log-filtered")
 
     # The dashboard, opened from the admin index.
     page.goto(f"{base}/admin/")

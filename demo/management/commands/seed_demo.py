@@ -1,4 +1,5 @@
-"""Demo data for a first look: an admin login, an API token, an affiliate, offers, a postback."""
+"""Demo data for a first look: an admin login, an API token, an affiliate with its portal login,
+offers, a postback."""
 
 import secrets
 
@@ -12,6 +13,7 @@ from rest_framework.authtoken.models import Token
 from affiliates.links import tracking_path
 from affiliates.models import Affiliate, Offer
 from conversions.models import ConversionType
+from portal.models import AffiliateUser
 from postbacks.models import Postback
 from postbacks.roles import MANAGERS, SERVICE, sync_roles
 
@@ -40,20 +42,31 @@ class Command(BaseCommand):
             default="",
             help="Password for the 'admin' user (default: a new random one).",
         )
+        parser.add_argument(
+            "--portal-password",
+            default="",
+            help="Password for the demo affiliate's portal user (default: a new random one).",
+        )
 
     @transaction.atomic
-    def handle(self, *args, sink_url, base_url, admin_password, **options):
+    def handle(self, *args, sink_url, base_url, admin_password, portal_password, **options):
         password = admin_password or secrets.token_urlsafe(9)
+        portal_password = portal_password or secrets.token_urlsafe(9)
         admin = self._admin(password)
         token = self._token()
         affiliate, offers = self._affiliate_and_offers()
+        # The demo affiliate's alerts (postbacks/alerts.py) go to the admin, on the console.
+        Affiliate.objects.filter(pk=affiliate.pk, manager=None).update(manager=admin)
         self._postback(affiliate, sink_url.rstrip("/"))
+        partner = self._portal_user(affiliate, portal_password)
         offer = offers[0]
         base = (settings.PUBLIC_BASE_URL or base_url).rstrip("/")
         self.stdout.write(
             "\nDemo data ready.\n"
             f"  Admin:      {base_url.rstrip('/')}/admin/  user '{admin.username}', "
             f"password '{password}'\n"
+            f"  Portal:     {base_url.rstrip('/')}/portal/  user '{partner.username}', "
+            f"password '{portal_password}' (the affiliate's own pages)\n"
             f"  API token:  {token.key}\n"
             f"  Affiliate:  {affiliate.name} (id {affiliate.pk}); offers "
             f"{', '.join(f'{o.name} (id {o.pk})' for o in offers)}\n"
@@ -69,6 +82,18 @@ class Command(BaseCommand):
         admin.set_password(password)
         admin.save()
         return admin
+
+    def _portal_user(self, affiliate, password):
+        """The demo affiliate's portal login: never staff, so never in the admin."""
+        User = get_user_model()
+        partner, _ = User.objects.get_or_create(
+            username="partner@example.com", defaults={"email": "partner@example.com"}
+        )
+        partner.is_staff = partner.is_superuser = False
+        partner.set_password(password)
+        partner.save()
+        AffiliateUser.objects.update_or_create(user=partner, defaults={"affiliate": affiliate})
+        return partner
 
     def _token(self):
         User = get_user_model()
