@@ -10,6 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from affiliates.models import Affiliate, Offer
+from trackdesk import metrics
 from trackdesk.currencies import quantum
 
 from .exchange import ConversionError, convert_rounded
@@ -79,13 +80,23 @@ def create_conversion(data: ConversionInput, *, source: str) -> tuple[Conversion
     try:
         with transaction.atomic():
             conversion = Conversion.objects.create(**vars(data))
-            announce(conversion, from_status="", source=source)
+            change = announce(conversion, from_status="", source=source)
     except IntegrityError:
         existing = _existing(data.offer, data.transaction_id)
         if existing is None:
             raise
         return existing, False
+    _history_in_hand(conversion, [change])
+    metrics.conversions_ingested("single", source)
     return conversion, True
+
+
+def _history_in_hand(conversion: Conversion, changes: list[ConversionStatusChange]) -> None:
+    """Give `conversion.status_changes.all()` the rows just written, as a prefetch would, so
+    that answering with the new conversion reads nothing back."""
+    rows = conversion.status_changes.all()
+    rows._result_cache, rows._prefetch_done = changes, True
+    conversion._prefetched_objects_cache = {"status_changes": rows}
 
 
 def create_conversions_bulk(
@@ -123,6 +134,7 @@ def create_conversions_bulk(
             announce_many(Conversion.objects.bulk_create(new.values()), source=source)
     except IntegrityError:
         return [create_conversion(item, source=source) for item in items]
+    metrics.conversions_ingested("bulk", source, len(new))
     return results
 
 
@@ -248,6 +260,7 @@ def update_conversion(
         locked.save()
         if status is not None and status != previous:
             announce(locked, from_status=previous, source=source)
+            metrics.conversions_ingested("status", source)
     return locked
 
 
@@ -268,8 +281,9 @@ def save_from_admin(conversion: Conversion, *, is_new: bool) -> None:
             announce(conversion, from_status=previous, source=StatusChangeSource.ADMIN)
 
 
-def announce(conversion: Conversion, *, from_status: str, source: str) -> None:
-    """Record that `conversion` entered its current status and tell the listeners.
+def announce(conversion: Conversion, *, from_status: str, source: str) -> ConversionStatusChange:
+    """Record that `conversion` entered its current status and tell the listeners; returns the
+    status-history row.
 
     Must run inside the transaction that wrote the status.
     """
@@ -286,6 +300,7 @@ def announce(conversion: Conversion, *, from_status: str, source: str) -> None:
         status_change=change,
         source=source,
     )
+    return change
 
 
 __all__ = [

@@ -2,6 +2,7 @@
 
 from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
 
+from django.db.models import Exists
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.utils.decorators import method_decorator
@@ -15,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from affiliates.models import Affiliate, Offer
+from trackdesk import metrics
 from trackdesk.middleware import client_ip
 
 from . import services
@@ -31,16 +33,23 @@ from .serializers import (
 @never_cache
 def track_click(request, offer_id: int, affiliate_id: int):
     """Record a click on an affiliate's link and send the visitor on to the offer with our cid."""
-    offer = get_object_or_404(Offer, pk=offer_id, active=True)
-    affiliate = get_object_or_404(Affiliate, pk=affiliate_id, active=True)
+    # One query finds the offer and checks that both are active (clicks are the busiest
+    # request); the click needs only the affiliate's id.
+    affiliate_active = Affiliate.objects.filter(pk=affiliate_id, active=True)
+    offer = get_object_or_404(
+        Offer.objects.filter(Exists(affiliate_active)).only("landing_page_url"),
+        pk=offer_id,
+        active=True,
+    )
     click = services.record_click(
         offer=offer,
-        affiliate=affiliate,
+        affiliate=Affiliate(pk=affiliate_id),
         params=request.GET,
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent", ""),
         referrer=request.headers.get("referer", ""),
     )
+    metrics.click()
     return HttpResponseRedirect(with_cid(offer.landing_page_url, click.cid))
 
 

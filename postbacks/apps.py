@@ -6,4 +6,6 @@ class PostbacksConfig(AppConfig):
     verbose_name = "Affiliate postbacks"
 
     def ready(self):
-        from postbacks import checks, signals  # noqa: F401  (registers checks, connects the receiver)
+        # Registers the checks and the scrape-time gauges (metrics), connects the receivers
+        # (signals; alerts hears auto-pause).
+        from postbacks import alerts, checks, metrics, signals  # noqa: F401

@@ -16,14 +16,12 @@ from postbacks.models import Postback
 
 @receiver(conversion_event, dispatch_uid="postbacks.on_conversion_event")
 def on_conversion_event(sender, conversion, status_change, **kwargs):
-    deliveries = matching.create_deliveries(conversion, status_change)
-    queue.enqueue_on_commit([d.pk for d in deliveries], marked=True)
+    queue.enqueue_on_commit(matching.create_deliveries(conversion, status_change), marked=True)
 
 
 @receiver(conversion_events, dispatch_uid="postbacks.on_conversion_events")
 def on_conversion_events(sender, events, **kwargs):
-    deliveries = matching.create_deliveries_bulk(events)
-    queue.enqueue_on_commit([d.pk for d in deliveries], marked=True)
+    queue.enqueue_on_commit(matching.create_deliveries_bulk(events), marked=True)
 
 
 @receiver(post_save, sender=ExchangeRate, dispatch_uid="postbacks.on_exchange_rate_saved")

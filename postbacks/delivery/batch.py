@@ -38,7 +38,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from postbacks import conf
+from postbacks import conf, metrics
 from postbacks.delivery import breaker, ordering, queue, single
 from postbacks.models import Delivery, DeliveryAttempt, TrackingSettings
 from postbacks.transport import policy
@@ -87,6 +87,7 @@ def release(ids: list[int]) -> None:
 def record_many(finished: list[tuple[Delivery, DeliveryAttempt, HttpResult]]) -> None:
     """Log finished attempts and move their deliveries on, then tell the breaker."""
     save_many(finished)
+    metrics.record_attempts(finished, not_sent=single.NotSent)
     ordering.release_next([delivery for delivery, _, _ in finished])
     sent = [(d, result) for d, _, result in finished if not isinstance(result, single.NotSent)]
     breaker.record_outcomes(sent)
@@ -118,7 +119,9 @@ def save_many(finished: list[tuple[Delivery, DeliveryAttempt, HttpResult]]) -> N
 def _update_rows(rows: list[Delivery], names: list[str]) -> None:
     """Save `names` of each row with one prepared UPDATE run for all rows (executemany).
 
-    Much cheaper than bulk_update's CASE expressions for a few hundred rows.
+    Much cheaper than bulk_update's CASE expressions for a few hundred rows, and on PostgreSQL
+    cheaper in CPU than one UPDATE ... FROM (VALUES ...): Django binds parameters on the client,
+    and quoting 2,750 of them into one statement took 17-23 ms per 250 rows against 11 ms.
     """
     fields = [Delivery._meta.get_field(name) for name in names]
     quote = connection.ops.quote_name

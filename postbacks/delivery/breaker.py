@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from django.db import connections, transaction
 from django.db.models import F
+from django.dispatch import Signal
 from django.utils import timezone
 from django_q.signals import pre_execute
 
@@ -35,6 +36,11 @@ log = logging.getLogger(__name__)
 PROBE_BACKOFF_SHARE = 0.25
 # Deliveries queued at once when a closed breaker lets an endpoint's backlog go (as the sweeper).
 RELEASE_AT_ONCE = 1000
+# "Not read yet" for the endpoint's row (None means there is none).
+UNREAD = object()
+# Sent by auto_pause with the endpoint's `health` and the `postback_ids` it pauses (postbacks/
+# alerts.py raises an alert for each); a signal, so the breaker does not depend on the alerts.
+postbacks_paused = Signal()
 
 
 def endpoint_key(url: str) -> str:
@@ -47,12 +53,20 @@ def endpoint_key(url: str) -> str:
     return f"{(parts.hostname or '').rstrip('.').lower()}:{port}"
 
 
-def defer_if_open(delivery: Delivery) -> bool:
+def health_of(delivery: Delivery) -> EndpointHealth | None:
+    """The delivery's endpoint's row (None: no failure recorded yet), read once before sending:
+    defer_if_open decides by it, and record_outcome then knows whether a success has a streak or
+    a back-off to end (the common case: none, and nothing more is read or written)."""
+    return EndpointHealth.objects.filter(host=endpoint_key(delivery.postback.url)).first()
+
+
+def defer_if_open(delivery: Delivery, health=UNREAD) -> bool:
     """Before sending: when the endpoint is backed off, reschedule the claimed delivery to when
-    the breaker half-opens, give back the attempt the claim counted, and return True."""
+    the breaker half-opens, give back the attempt the claim counted, and return True.
+    `health`: the endpoint's row as health_of read it (read here when not given)."""
     if delivery.is_test or not conf.breaker_threshold():
         return False
-    until, backed_off = _backed_off(endpoint_key(delivery.postback.url))
+    until, backed_off = _backed_off(endpoint_key(delivery.postback.url), health)
     if until is None:
         return False
     Delivery.objects.filter(pk=delivery.pk).update(
@@ -78,15 +92,16 @@ def postpone_backlog(postback_ids, until) -> int:
     )
 
 
-def _backed_off(host: str):
+def _backed_off(host: str, health=UNREAD):
     """(until, backed_off): when the endpoint's next delivery may go, or None to send now.
 
     backed_off: the breaker is open until then; otherwise it is half-open and another worker's
     probe decides (the wait is its claim, and ends early if the probe succeeds).
     """
     now = timezone.now()
-    health = EndpointHealth.objects.filter(host=host, opened_until__isnull=False).first()
-    if health is None:
+    if health is UNREAD:
+        health = EndpointHealth.objects.filter(host=host, opened_until__isnull=False).first()
+    if health is None or health.opened_until is None:
         return None, False
     if health.opened_until > now:
         return health.opened_until, not health.probing
@@ -99,19 +114,29 @@ def _backed_off(host: str):
     return (None, False) if won else (probe_until, False)
 
 
-def record_outcome(delivery: Delivery, result) -> None:
+def record_outcome(delivery: Delivery, result, health=UNREAD) -> None:
     """After an attempt is recorded: close the breaker on success, count a failure otherwise.
 
     Refusals and render errors say nothing about the endpoint, and test sends are left out.
+    `health`: the endpoint's row as health_of read it before sending; a success then ends a
+    streak or a back-off only if that row had one. Failures other workers counted while this
+    request was out are not undone by it: it started before they ended.
     """
     if delivery.is_test or result.permanent:
         return
     host = endpoint_key(delivery.postback.url)
     if result.ok:
-        _close(host)
+        if health is UNREAD or _streak_or_back_off(health):
+            _close(host)
         return
     health = _count_failure(host, delivery.last_error)
     auto_pause(health)
+
+
+def _streak_or_back_off(health: EndpointHealth | None) -> bool:
+    return health is not None and (
+        health.consecutive_failures > 0 or health.opened_until is not None or health.probing
+    )
 
 
 _CLOSED = dict(
@@ -273,6 +298,7 @@ def auto_pause(health: EndpointHealth) -> int:
         "Fix the endpoint, then tick Active to resume and retry the failed deliveries."
     )
     ids = postbacks_of(health.host)
+    postbacks_paused.send_robust(EndpointHealth, health=health, postback_ids=ids)
     return Postback.objects.filter(pk__in=ids).update(active=False, paused_reason=reason)
 
 

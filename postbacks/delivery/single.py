@@ -10,13 +10,19 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import F, Subquery
 from django.utils import timezone
 
-from postbacks import conf
+from postbacks import conf, metrics
 from postbacks.delivery import breaker, ordering
-from postbacks.models import Delivery, DeliveryAttempt, DeliveryState
+from postbacks.models import (
+    OPEN_STATES,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryState,
+    TrackingSettings,
+)
 from postbacks.rendering import RenderError, WaitingForRate, render_request
 from postbacks.transport import policy, requests_sender, signing
 from postbacks.transport.policy import USER_AGENT, HttpResult
@@ -62,11 +68,17 @@ def claim(delivery_id: int) -> Delivery | None:
     )
     if not claimed:
         return None
-    return Delivery.objects.select_related(
-        "postback",
-        "conversion__click",
-        "conversion__conversion_type",
-    ).get(pk=delivery_id)
+    # The tracking setting comes along, so rendering reads nothing more.
+    tracking = TrackingSettings.objects.filter(pk=1).values("allow_revenue_parameters")
+    return (
+        Delivery.objects.select_related(
+            "postback",
+            "conversion__click",
+            "conversion__conversion_type",
+        )
+        .annotate(allow_revenue=Subquery(tracking))
+        .get(pk=delivery_id)
+    )
 
 
 def attempt_delivery(delivery_id: int) -> Delivery | None:
@@ -74,18 +86,20 @@ def attempt_delivery(delivery_id: int) -> Delivery | None:
     delivery = claim(delivery_id)
     if delivery is None:
         return None
-    if breaker.defer_if_open(delivery):
+    health = breaker.health_of(delivery)  # one read decides the breaker before and after
+    if breaker.defer_if_open(delivery, health):
         return delivery
     attempt, result = send_attempt(delivery)
     record(delivery, attempt, result)
     if not isinstance(result, NotSent):
-        breaker.record_outcome(delivery, result)
+        breaker.record_outcome(delivery, result, health)
     return delivery
 
 
 def send_attempt(delivery: Delivery) -> tuple[DeliveryAttempt, HttpResult]:
     """Render and send; returns the unsaved attempt row and what happened."""
-    attempt, refused = build_attempt(delivery)
+    allow_revenue = getattr(delivery, "allow_revenue", None)  # claim() reads it along
+    attempt, refused = build_attempt(delivery, allow_revenue=allow_revenue)
     if refused is not None:
         return attempt, refused
     try:
@@ -111,7 +125,7 @@ def build_attempt(
             delivery.postback,
             delivery.conversion,
             status=delivery.status,
-            delivery_uid=str(delivery.uid),
+            delivery_uid=delivery.sent_id,
             allow_revenue=allow_revenue,
         )
         headers = _request_headers(delivery, request)
@@ -130,7 +144,7 @@ def _request_headers(delivery: Delivery, request) -> dict:
     headers = {
         **request.headers,
         "User-Agent": USER_AGENT,
-        "X-Postback-Id": str(delivery.uid),
+        "X-Postback-Id": delivery.sent_id,
         "X-Postback-Attempt": str(delivery.attempts),
     }
     if request.content_type:
@@ -138,7 +152,7 @@ def _request_headers(delivery: Delivery, request) -> dict:
     # The postback's own headers (validation keeps them clear of the names above) are signed too.
     headers.update(
         signing.headers(
-            delivery.postback, str(delivery.uid), request.body, custom_headers=request.headers
+            delivery.postback, delivery.sent_id, request.body, custom_headers=request.headers
         )
     )
     return headers
@@ -161,32 +175,59 @@ RECORDED_FIELDS = [
 def record(delivery: Delivery, attempt: DeliveryAttempt, result: HttpResult) -> None:
     """Write the attempt row and move the delivery to its next state."""
     apply_result(delivery, attempt, result)
-    save_outcome(delivery, attempt)
-    ordering.release_next([delivery])
+    later_waits = save_outcome(delivery, attempt)
+    metrics.record_attempts([(delivery, attempt, result)], not_sent=NotSent)
+    if later_waits:  # a later status change of the conversion waits for this one
+        ordering.release_next([delivery])
 
 
-def save_outcome(delivery: Delivery, attempt: DeliveryAttempt) -> None:
-    """Save the attempt row and the delivery, filled in by apply_result, in one transaction.
+def save_outcome(delivery: Delivery, attempt: DeliveryAttempt) -> bool:
+    """Save the attempt row and the delivery, filled in by apply_result, in one transaction;
+    returns whether the delivery is final and an open delivery of a later status change (same
+    postback and conversion) waits for it (ordering.release_next queues that one).
 
     Should the database refuse the row as it is, it is saved without the response, with the
     reason in its error: an outcome left unrecorded would have its claim expire and the request
     sent again. Raises when even that fails (the database is down, say).
     """
     try:
-        _save(delivery, attempt)
+        return _save(delivery, attempt)
     except Exception as exc:
         log.exception("Recording delivery %s failed; now without the response", delivery.pk)
         attempt.response_headers, attempt.response_body = {}, ""
         attempt.error = f"{attempt.error} (response not logged: {type(exc).__name__}: {exc})"[:2000]
         delivery.last_error = attempt.error
-        _save(delivery, attempt)
+        return _save(delivery, attempt)
 
 
-def _save(delivery: Delivery, attempt: DeliveryAttempt) -> None:
+def _save(delivery: Delivery, attempt: DeliveryAttempt) -> bool:
     with transaction.atomic():
         attempt.pk, attempt._state.adding = None, True  # an insert, even after a failed one
         attempt.save()
-        delivery.save(update_fields=RECORDED_FIELDS)
+        later_waits = _update_outcome(delivery)
+    return later_waits and delivery.is_finished
+
+
+def _update_outcome(delivery: Delivery) -> bool:
+    """Save RECORDED_FIELDS of the delivery and say, in the same statement, whether an open
+    delivery of a later status change of its conversion to its postback exists (one that waits
+    for this one): one statement where a save and a look-up were two."""
+    fields = [Delivery._meta.get_field(name) for name in RECORDED_FIELDS]
+    quote = connection.ops.quote_name
+    table = quote(Delivery._meta.db_table)
+    states = ", ".join("%s" for _ in OPEN_STATES)
+    sql = (
+        f"UPDATE {table} SET {', '.join(f'{quote(f.column)} = %s' for f in fields)} "
+        f"WHERE id = %s RETURNING EXISTS (SELECT 1 FROM {table} later "
+        f"WHERE later.postback_id = {table}.postback_id "
+        f"AND later.conversion_id = {table}.conversion_id "
+        f"AND later.status_change_id > {table}.status_change_id AND later.state IN ({states}))"
+    )
+    params = [f.get_db_prep_save(getattr(delivery, f.attname), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, delivery.pk, *OPEN_STATES])
+        row = cursor.fetchone()
+    return bool(row and row[0])
 
 
 def apply_result(delivery: Delivery, attempt: DeliveryAttempt, result: HttpResult) -> None:
