@@ -132,4 +132,4 @@ def test_export_keeps_spreadsheets_from_running_ids_as_formulas(superuser_client
 
     rows = read_csv(superuser_client.get(reverse(EXPORT)))
 
-    assert rows[0]["transaction_id"] == "'=HYPERLINK(\"http://evil.example/\",\"x\")"
+    assert rows[0]["transaction_id"] == '\'=HYPERLINK("http://evil.example/","x")'

@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from postbacks.models import Postback
 from tests.browser.test_admin_in_browser import choose_affiliate, log_in, manager  # noqa: F401
-from tests.factories import AffiliateFactory, OfferFactory
+from tests.factories import AffiliateFactory, OfferFactory, conversion_type
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,6 +27,7 @@ def test_manager_fills_the_form_for_get_and_post_and_fixes_an_error(
 ):
     AffiliateFactory(name="Acme Partners")
     OfferFactory(name="Spring Shop")
+    conversion_type("sale")  # seeded by a migration; an earlier live-server test flushed it
     log_in(page, live_server.url)
 
     # An empty save: each error once, next to its field (not again in the preview).
