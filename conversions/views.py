@@ -95,7 +95,7 @@ def pixel_data(params) -> dict:
 
 def offers_for_pixel_token(token: str) -> set[int]:
     """Ids of the offers whose pixel secret is `token` (one, in practice); none for a blank one."""
-    if not token or len(token) > 64:
+    if not token or len(token) > 64 or "\x00" in token:  # PostgreSQL refuses NUL in text
         return set()
     return set(Offer.objects.filter(pixel_secret=token).values_list("pk", flat=True))
 

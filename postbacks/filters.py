@@ -8,6 +8,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.settings import api_settings
 
 from affiliates.models import Affiliate
+from conversions.filters import UtcIsoDateTimeFilter
 from conversions.models import Click, Conversion
 from postbacks.export import click_model_field, other_click_fields
 from postbacks.models import Delivery, Postback
@@ -33,12 +34,14 @@ class DeliveryFilter(django_filters.FilterSet):
         queryset=Affiliate.objects.all(),
         help_text="The postback's affiliate (id).",
     )
-    triggered_after = django_filters.IsoDateTimeFilter(
+    # In UTC: PostgreSQL refuses offsets beyond ±15:59 (a 500 before), and dates that overflow
+    # get a 400.
+    triggered_after = UtcIsoDateTimeFilter(
         field_name="created",
         lookup_expr="gte",
         help_text="Triggered at or after this time (ISO 8601).",
     )
-    triggered_before = django_filters.IsoDateTimeFilter(
+    triggered_before = UtcIsoDateTimeFilter(
         field_name="created",
         lookup_expr="lt",
         help_text="Triggered before this time (ISO 8601).",

@@ -491,6 +491,12 @@ def test_delivery_list_filters_by_transaction_click_affiliate_and_time(api_clien
     yesterday = (timezone.now() - timedelta(days=1)).isoformat()
     assert ids(triggered_after=yesterday) == {wanted.pk}
     assert ids(triggered_before=yesterday) == {other.pk}
+    # An offset PostgreSQL refuses (beyond ±15:59) is read in UTC, not a 500.
+    assert ids(triggered_before="2020-04-07T19:09:05+18:59") == set()
+    overflow = api_client.get(
+        "/api/v1/deliveries/", {"triggered_after": "0001-01-01T00:00:00+01:00"}
+    )
+    assert overflow.status_code == 400 and "triggered_after" in overflow.json()
 
 
 def test_delivery_list_click_id_reads_the_affiliates_click_field(api_client):

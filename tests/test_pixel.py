@@ -104,7 +104,7 @@ def test_empty_parameters_count_as_missing(anon_client):
     )
 
 
-@pytest.mark.parametrize("token", ["wrong", "", "ünïcode-tøken"])
+@pytest.mark.parametrize("token", ["wrong", "", "ünïcode-tøken", "nul\x00byte"])
 def test_bad_token_is_403_and_records_nothing(anon_client, token):
     response = fire(anon_client, ClickFactory(), token=token)
 
