@@ -23,15 +23,13 @@ def post_conversions(env, args, *, hanging: bool = False, label: str = "") -> tu
     latencies of postbacks to healthy endpoints by transaction id.
 
     The same 30 affiliates either way; with `hanging`, every third one's postbacks go to a
-    receiver that never answers, so healthy work is the same with and without."""
+    receiver that never answers (its own host:port, as a real dead receiver), so healthy work
+    is the same with and without. Without, every postback goes to the answering sink: none
+    may point at a /hang path, which would make the sink's own endpoint fail, open its circuit
+    breaker and leave the healthy deliveries to the sweeper (a ~50 s tail)."""
     with common.sinks(0, 0) as (sink, dead):
-        clicks = common.demo_rows(AFFILIATES, sink.url, hang_url=dead.url + "/hang")
-        if not hanging:  # the same endpoints, all answering
-            from postbacks.models import Postback
-
-            for postback in Postback.objects.filter(url__startswith=dead.url):
-                postback.url = postback.url.replace(dead.url, sink.url)
-                postback.save()
+        hang_url = dead.url + "/hang" if hanging else ""
+        clicks = common.demo_rows(AFFILIATES, sink.url, hang_url=hang_url)
         token = common.api_token()
         with common.gunicorn(env) as base, common.qcluster(env):
             _, warm = asyncio.run(paced_posts(base, token, clicks, args.rate, args.warmup, "w"))
