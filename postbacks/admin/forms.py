@@ -125,6 +125,17 @@ StatusValueFields = type(
 )
 
 
+def label_offers_for_scope(field, scope) -> None:
+    """The offers box means "excluded" under global scope and "included" under offer scope:
+    label and help for `scope`, and both texts on the widget for postback_form.js, which
+    relabels the box as the scope is switched (the postback form and the assistant's form)."""
+    field.label, field.help_text = OFFERS_TEXT.get(scope, OFFERS_TEXT[Scope.GLOBAL])
+    widget = getattr(field.widget, "widget", field.widget)  # inside the admin's wrapper
+    widget.attrs["data-scope-texts"] = json.dumps(
+        {key: {"label": label, "help": text} for key, (label, text) in OFFERS_TEXT.items()}
+    )
+
+
 class PostbackForm(StatusValueFields, forms.ModelForm):
     statuses = forms.MultipleChoiceField(
         label="Conversion statuses",
@@ -199,13 +210,7 @@ class PostbackForm(StatusValueFields, forms.ModelForm):
         field = self.fields.get("offers")
         if field is None:
             return
-        scope = self._current("scope", Scope.GLOBAL)
-        field.label, field.help_text = OFFERS_TEXT.get(scope, OFFERS_TEXT[Scope.GLOBAL])
-        # postback_form.js relabels the box as the scope is switched.
-        widget = getattr(field.widget, "widget", field.widget)  # inside the admin's wrapper
-        widget.attrs["data-scope-texts"] = json.dumps(
-            {scope: {"label": label, "help": help} for scope, (label, help) in OFFERS_TEXT.items()}
-        )
+        label_offers_for_scope(field, self._current("scope", Scope.GLOBAL))
 
     def _set_up_status_values(self) -> None:
         saved = self.instance.status_map if isinstance(self.instance.status_map, dict) else {}

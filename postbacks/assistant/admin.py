@@ -2,8 +2,6 @@
 analysis and the proposal, then one click creates the postback, inactive, through the same
 validation as the admin form; or, when the affiliate already has it, a link to open that one."""
 
-import json
-
 from django import forms
 from django.contrib import messages
 from django.contrib.admin.helpers import AdminForm
@@ -18,7 +16,7 @@ from affiliates.links import public_url, tracking_url
 from affiliates.models import CLICK_FIELDS, DEFAULT_CLICK_FIELD, Affiliate, Offer
 from conversions.models import ConversionStatus, ConversionType
 from postbacks import audit
-from postbacks.admin.forms import MONOSPACE, OFFERS_TEXT
+from postbacks.admin.forms import MONOSPACE, label_offers_for_scope
 from postbacks.assistant.analysis import analyse
 from postbacks.assistant.catalog import platform_choices
 from postbacks.assistant.create import create_postback, existing_postback, refusals_by_field
@@ -80,6 +78,9 @@ class OffersSelector(FilteredSelectMultiple):
 class CreateForm(forms.Form):
     """The proposal's choices, laid out as the admin's postback form (step 3)."""
 
+    class Media:
+        js = ["postbacks/postback_form.js"]  # the offers box relabelled as the scope switches
+
     name = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"class": "vTextField"}))
     scope = forms.ChoiceField(
         choices=Scope.choices,
@@ -115,14 +116,8 @@ class CreateForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # The offers box means "excluded" under global scope and "included" under offer scope:
-        # its label follows the scope (assistant.html relabels it as the scope is switched).
         scope = self.data.get("scope") if self.is_bound else self.initial.get("scope")
-        offers = self.fields["offers"]
-        offers.label, offers.help_text = OFFERS_TEXT.get(scope, OFFERS_TEXT[Scope.GLOBAL])
-        offers.widget.attrs["data-scope-texts"] = json.dumps(
-            {key: {"label": label, "help": text} for key, (label, text) in OFFERS_TEXT.items()}
-        )
+        label_offers_for_scope(self.fields["offers"], scope)
 
 
 START_FIELDSETS = [(None, {"fields": ["affiliate", "platform", "url", "click_field", "keep"]})]

@@ -285,9 +285,12 @@
     var postbackForm = document.getElementById("postback_form");
     if (postbackForm) {
       setUpMethod(postbackForm);
-      setUpScope(postbackForm);
       setUpStatusValues(postbackForm);
     }
+    // The postback form and the assistant's last step: the offers box follows the scope.
+    document.querySelectorAll("form").forEach(function (form) {
+      setUpScope(form);
+    });
     var picker = document.querySelector(".pb-picker");
     if (picker) setUpPicker(picker);
     var preview = document.getElementById("pb-preview");
