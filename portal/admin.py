@@ -19,6 +19,7 @@ from django.utils.html import format_html, format_html_join
 from affiliates.admin import AffiliateAdmin
 from affiliates.models import Affiliate
 from postbacks.admin.html import change_link
+from trackdesk.admin import ReadOnlyAdminMixin
 
 from . import moderation
 from .accounts import InvitationError, invite
@@ -160,7 +161,7 @@ class ProposalStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(PostbackProposal)
-class PostbackProposalAdmin(admin.ModelAdmin):
+class PostbackProposalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The approval queue. Read-only rows; the decision is the Approve and Reject buttons on a
     proposal's page, for users with portal.approve_postbackproposal."""
 
@@ -199,15 +200,6 @@ class PostbackProposalAdmin(admin.ModelAdmin):
             ),
             *super().get_urls(),
         ]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_approve_permission(self, request) -> bool:
         return request.user.has_perm(APPROVE_PERMISSION)

@@ -1,4 +1,5 @@
-"""Admin behaviour every app's model admins share: deactivating instead of deleting."""
+"""Admin behaviour every app's model admins share: read-only records, and deactivating instead
+of deleting."""
 
 from django.contrib.admin.actions import delete_selected
 from django.contrib.admin.utils import model_ngettext, unquote
@@ -14,6 +15,20 @@ REFUSAL_TEMPLATE = "admin/deactivate_instead.html"
 COUNT_CAP = 1000
 # A bulk delete lists at most this many of the objects it refuses.
 LISTED = 20
+
+
+class ReadOnlyAdminMixin:
+    """A record the admin shows and never edits (the postback log, alerts, proposals): no add,
+    change or delete; its own actions (retry, acknowledge, approve) have their own permissions."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class DeactivateInsteadOfDeleteMixin:

@@ -11,11 +11,12 @@ from django.views.decorators.http import require_POST
 
 from postbacks import alerts
 from postbacks.models import Alert
+from trackdesk.admin import ReadOnlyAdminMixin
 from trackdesk.masking import mask
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only for everyone: alerts are raised by postbacks/alerts.py and closed on the index."""
 
     list_display = ["created", "kind", "about", "mailed_to", "acknowledged_at", "acknowledged_by"]
@@ -42,15 +43,6 @@ class AlertAdmin(admin.ModelAdmin):
             path("<int:alert_id>/acknowledge/", acknowledge, name="postbacks_alert_acknowledge")
         ]
         return urls + super().get_urls()
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="about")
     def about(self, alert):

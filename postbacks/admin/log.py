@@ -9,11 +9,12 @@ from postbacks.admin.html import change_link
 from postbacks.admin.log_list import LogListMixin
 from postbacks.delivery import queue
 from postbacks.models import Delivery
+from trackdesk.admin import ReadOnlyAdminMixin
 from trackdesk.masking import mask
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(LogListMixin, admin.ModelAdmin):
+class DeliveryAdmin(LogListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """The postback log: read-only for everyone; retry needs its own permission. The list
     page (columns, search, export) is LogListMixin's (log_list.py)."""
 
@@ -85,15 +86,6 @@ class DeliveryAdmin(LogListMixin, admin.ModelAdmin):
             return "-"
         links = format_html_join(", ", "{}", ((change_link(r),) for r in resends))
         return format_html("Resent as {}", links)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_retry_permission(self, request):
         return request.user.has_perm("postbacks.retry_delivery")
