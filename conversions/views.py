@@ -3,8 +3,7 @@
 from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
 
 from django.db.models import Exists
-from django.http import HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpResponseRedirect
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -17,6 +16,7 @@ from rest_framework.views import APIView
 
 from affiliates.models import Affiliate, Offer
 from trackdesk import metrics
+from trackdesk.memo import Memo
 from trackdesk.middleware import client_ip
 
 from . import services
@@ -33,16 +33,13 @@ from .serializers import (
 @never_cache
 def track_click(request, offer_id: int, affiliate_id: int):
     """Record a click on an affiliate's link and send the visitor on to the offer with our cid."""
-    # One query finds the offer and checks that both are active (clicks are the busiest
-    # request); the click needs only the affiliate's id.
-    affiliate_active = Affiliate.objects.filter(pk=affiliate_id, active=True)
-    offer = get_object_or_404(
-        Offer.objects.filter(Exists(affiliate_active)).only("landing_page_url"),
-        pk=offer_id,
-        active=True,
+    landing_page = _links.get(
+        (offer_id, affiliate_id), lambda: _landing_page(offer_id, affiliate_id)
     )
+    if landing_page is None:
+        raise Http404("No active offer and affiliate with these ids.")
     click = services.record_click(
-        offer=offer,
+        offer=Offer(pk=offer_id),
         affiliate=Affiliate(pk=affiliate_id),
         params=request.GET,
         ip=client_ip(request),
@@ -50,7 +47,18 @@ def track_click(request, offer_id: int, affiliate_id: int):
         referrer=request.headers.get("referer", ""),
     )
     metrics.click()
-    return HttpResponseRedirect(with_cid(offer.landing_page_url, click.cid))
+    return HttpResponseRedirect(with_cid(landing_page, click.cid))
+
+
+def _landing_page(offer_id: int, affiliate_id: int) -> str | None:
+    """The offer's landing page if both offer and affiliate are active; one query."""
+    affiliate_active = Affiliate.objects.filter(pk=affiliate_id, active=True)
+    offer = Offer.objects.filter(Exists(affiliate_active), pk=offer_id, active=True)
+    return offer.values_list("landing_page_url", flat=True).first()
+
+
+# Clicks are the busiest request: the look-up above is remembered for a few seconds per process.
+_links = Memo("tracking links", models=[Offer, Affiliate])
 
 
 def with_cid(url: str, cid: str) -> str:

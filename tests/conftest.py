@@ -20,6 +20,16 @@ def broker_calls(request, monkeypatch):
 
 
 @pytest.fixture
+def orm_broker() -> bool:
+    """The broker writes its task rows to our database, in the caller's transaction
+    (queue.enqueue_on_commit): there a task is handed over at once and commits with the rows;
+    on Redis it is handed over after the commit."""
+    from postbacks.delivery import queue
+
+    return queue.broker_writes_to_database()
+
+
+@pytest.fixture
 def api_user(django_user_model):
     """A service user that may do everything the API offers: every permission of the three
     apps behind it, not a superuser, so permission checks still run. Who may do what, role by
@@ -77,6 +87,17 @@ def fresh_slow_start_windows():
     batch.forget_windows()
     yield
     batch.forget_windows()
+
+
+@pytest.fixture(autouse=True)
+def fresh_hot_config_memory():
+    """Each case starts without remembered offers, types and rules (trackdesk/memo.py): tests
+    change them with QuerySet.update() and flushes, which send no signal."""
+    from trackdesk import memo
+
+    memo.forget_all()
+    yield
+    memo.forget_all()
 
 
 @pytest.fixture(params=["requests", "aiohttp"])

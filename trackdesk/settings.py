@@ -286,6 +286,12 @@ PORTAL_POSTBACKS_NEED_APPROVAL = env.bool("PORTAL_POSTBACKS_NEED_APPROVAL", defa
 # postbacks in the last hour); past it the portal says when to try again (portal/views.py).
 PORTAL_TEST_SENDS_PER_HOUR = env.int("PORTAL_TEST_SENDS_PER_HOUR", default=20)
 
+# --- Hot paths (docs/performance.md) ----------------------------------------------------------
+# Seconds each process remembers the offers, affiliates, conversion types and payout rules that
+# clicks and conversions look up (trackdesk/memo.py): a change made elsewhere applies within
+# this; 0 reads them on every request.
+HOT_CONFIG_CACHE_SECONDS = env.float("HOT_CONFIG_CACHE_SECONDS", default=5.0)
+
 # --- Metrics (trackdesk/metrics.py, docs/operations.md#metrics) ------------------------------
 # /metrics answers 404 unless one of these is set; with both, a scrape must pass both.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")

@@ -1,0 +1,135 @@
+"""The few seconds' memory of hot-path configuration (trackdesk/memo.py): a save in this process
+applies at once, a change that sends no signal within HOT_CONFIG_CACHE_SECONDS, and the busiest
+requests read less."""
+
+import time
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from affiliates.models import Offer
+from conversions.models import ConversionType, PayoutRule, PayoutRuleKind
+from tests.factories import AffiliateFactory, ClickFactory, OfferFactory, conversion_type
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/conversions/"
+
+
+def click_url(offer, affiliate) -> str:
+    return reverse("track-click", args=[offer.pk, affiliate.pk])
+
+
+def test_a_remembered_tracking_link_costs_one_insert(client):
+    offer, affiliate = OfferFactory(), AffiliateFactory()
+    assert client.get(click_url(offer, affiliate)).status_code == 302
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(click_url(offer, affiliate) + "?affS1=x")
+
+    assert response.status_code == 302
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["INSERT"]
+
+
+def test_deactivating_an_offer_by_saving_it_stops_its_link_at_once(client):
+    offer, affiliate = OfferFactory(), AffiliateFactory()
+    assert client.get(click_url(offer, affiliate)).status_code == 302
+
+    offer.active = False
+    offer.save()
+
+    assert client.get(click_url(offer, affiliate)).status_code == 404
+
+
+def test_deactivating_an_affiliate_by_saving_it_stops_its_links_at_once(client):
+    offer, affiliate = OfferFactory(), AffiliateFactory()
+    assert client.get(click_url(offer, affiliate)).status_code == 302
+
+    affiliate.active = False
+    affiliate.save()
+
+    assert client.get(click_url(offer, affiliate)).status_code == 404
+
+
+def test_a_change_without_a_signal_applies_once_the_memory_expires(client, settings):
+    settings.HOT_CONFIG_CACHE_SECONDS = 0.3
+    offer, affiliate = OfferFactory(), AffiliateFactory()
+    assert client.get(click_url(offer, affiliate)).status_code == 302
+
+    Offer.objects.filter(pk=offer.pk).update(active=False)  # as another process would
+    assert client.get(click_url(offer, affiliate)).status_code == 302  # still remembered
+    time.sleep(0.4)
+
+    assert client.get(click_url(offer, affiliate)).status_code == 404
+
+
+def test_zero_seconds_reads_the_database_on_every_click(client, settings):
+    settings.HOT_CONFIG_CACHE_SECONDS = 0
+    offer, affiliate = OfferFactory(), AffiliateFactory()
+    assert client.get(click_url(offer, affiliate)).status_code == 302
+
+    Offer.objects.filter(pk=offer.pk).update(active=False)
+
+    assert client.get(click_url(offer, affiliate)).status_code == 404
+
+
+def test_an_unknown_link_stays_404_and_a_new_offer_is_found_once_saved(client):
+    affiliate = AffiliateFactory()
+    assert client.get(f"/t/999999/{affiliate.pk}/").status_code == 404
+
+    offer = OfferFactory()  # a save: what was remembered is forgotten
+
+    assert client.get(click_url(offer, affiliate)).status_code == 302
+
+
+def post(api_client, click, transaction_id, code="sale"):
+    body = {"cid": click.cid, "conversion_type": code, "transaction_id": transaction_id}
+    return api_client.post(URL, body, format="json")
+
+
+def test_a_renamed_conversion_type_is_known_by_its_new_code_at_once(api_client):
+    click = ClickFactory()
+    lead = conversion_type("lead")
+    assert post(api_client, click, "t1", "lead").status_code == 201
+
+    lead.code = "signup"
+    lead.save()
+
+    assert post(api_client, click, "t2", "signup").json()["conversion_type"] == "signup"
+    answer = post(api_client, click, "t3", "lead")
+    assert answer.status_code == 400
+    assert "No conversion type with code 'lead'" in answer.json()["conversion_type"][0]
+
+
+def test_a_payout_rule_saved_applies_to_the_next_conversion(api_client):
+    click = ClickFactory()
+    sale = conversion_type("sale")
+    assert post(api_client, click, "before").json()["payout"] is None  # no rule: remembered
+
+    rule = PayoutRule.objects.create(
+        offer=click.offer,
+        conversion_type=sale,
+        kind=PayoutRuleKind.FIXED,
+        amount=Decimal("7.50"),
+        currency=click.offer.default_currency,
+    )
+    assert Decimal(post(api_client, click, "with").json()["payout"]) == Decimal("7.50")
+
+    rule.active = False
+    rule.save()
+    assert post(api_client, click, "after").json()["payout"] is None
+
+
+def test_conversion_types_are_read_once_while_remembered(api_client):
+    click = ClickFactory()
+    post(api_client, click, "first")
+
+    with CaptureQueriesContext(connection) as queries:
+        assert post(api_client, click, "second").status_code == 201
+
+    sql = " ".join(q["sql"] for q in queries.captured_queries)
+    for model in (ConversionType, PayoutRule):
+        assert f'FROM "{model._meta.db_table}"' not in sql
