@@ -12,6 +12,7 @@ from rest_framework import serializers
 from affiliates.models import Affiliate, Offer
 from trackdesk.api import CurrencyField, StrictFieldsMixin
 
+from . import services
 from .models import (
     MONEY,
     Click,
@@ -48,7 +49,9 @@ def click_for_cid(cid) -> Click | None:
     """The click with this cid, or None (also for values that cannot be a cid)."""
     if not isinstance(cid, str) or not cid or len(cid) > 32 or "\x00" in cid:
         return None
-    return Click.objects.select_related("affiliate", "offer").filter(cid=cid).first()
+    # Sliced, not .first(): cid is unique, and an ORDER BY would only cost compiling it.
+    found = Click.objects.select_related("affiliate", "offer").filter(cid=cid)[:1]
+    return next(iter(found), None)
 
 
 # Documented as our values (what every answer holds); the other spellings are in the help text.
@@ -177,9 +180,7 @@ class ConversionCreateSerializer(AmountsSerializer):
 
     def validate_conversion_type(self, value: str) -> ConversionType:
         types = self.context.get("prefetched", {}).get(ConversionType)
-        found = (
-            ConversionType.objects.filter(code=value).first() if types is None else types.get(value)
-        )
+        found = services.conversion_type(value) if types is None else types.get(value)
         if found is None:
             raise serializers.ValidationError(f"No conversion type with code '{value[:50]}'.")
         return found

@@ -12,6 +12,8 @@ from django.utils import timezone
 from affiliates.models import Affiliate, Offer
 from trackdesk import metrics
 from trackdesk.currencies import quantum
+from trackdesk.memo import Memo
+from trackdesk.sql import insert_rows
 
 from .exchange import ConversionError, convert_rounded
 from .models import (
@@ -29,6 +31,16 @@ from .signals import conversion_event, conversion_events
 log = logging.getLogger(__name__)
 
 AFF_PARAMS = ("affS1", "affS2", "affS3", "affS4", "affS5")
+
+# Read by every conversion, changed a few times a day: remembered for a few seconds per process
+# (trackdesk/memo.py says how soon a change applies).
+_types = Memo("conversion types", models=[ConversionType])
+_rules = Memo("payout rules", models=[PayoutRule])
+
+
+def conversion_type(code: str) -> ConversionType | None:
+    """The conversion type with this code, or None."""
+    return _types.get(code, lambda: ConversionType.objects.filter(code=code).first())
 
 
 def record_click(
@@ -79,7 +91,8 @@ def create_conversion(data: ConversionInput, *, source: str) -> tuple[Conversion
     [data] = with_rule_payouts([data])
     try:
         with transaction.atomic():
-            conversion = Conversion.objects.create(**vars(data))
+            conversion = Conversion(**vars(data))
+            insert_rows(Conversion, [conversion])  # no signals: none listen to Conversion
             change = announce(conversion, from_status="", source=source)
     except IntegrityError:
         existing = _existing(data.offer, data.transaction_id)
@@ -131,7 +144,8 @@ def create_conversions_bulk(
         return results
     try:
         with transaction.atomic():
-            announce_many(Conversion.objects.bulk_create(new.values()), source=source)
+            insert_rows(Conversion, new.values())
+            announce_many(list(new.values()), source=source)
     except IntegrityError:
         return [create_conversion(item, source=source) for item in items]
     metrics.conversions_ingested("bulk", source, len(new))
@@ -141,20 +155,16 @@ def create_conversions_bulk(
 def with_rule_payouts(items: list[ConversionInput]) -> list[ConversionInput]:
     """`items`, those without a payout given the one their offer's payout rule sets.
 
-    A conversion's own payout always wins. One query for the rules, and one lookup of rates per
-    fixed rule and conversion currency that differ, however many items there are.
+    A conversion's own payout always wins. At most one query for the rules (none while this
+    process remembers them), and one lookup of rates per fixed rule and conversion currency
+    that differ, however many items there are.
     """
     missing = [item for item in items if item.payout is None]
     if not missing:
         return items
-    rules = {
-        (rule.offer_id, rule.conversion_type_id): rule
-        for rule in PayoutRule.objects.filter(
-            active=True,
-            offer__in={item.offer.pk for item in missing},
-            conversion_type__in={item.conversion_type.pk for item in missing},
-        )
-    }
+    rules = _rules.get_many(
+        {(item.offer.pk, item.conversion_type.pk) for item in missing}, _load_rules
+    )
     fixed = {}  # (rule id, currency) → payout: converted once per batch
     filled = []
     for item in items:
@@ -171,6 +181,16 @@ def with_rule_payouts(items: list[ConversionInput]) -> list[ConversionInput]:
             payout = _percent_payout(rule, item)
         filled.append(replace(item, payout=payout) if payout is not None else item)
     return filled
+
+
+def _load_rules(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], PayoutRule]:
+    """The active rule of each (offer id, conversion type id) that has one; one query."""
+    found = PayoutRule.objects.filter(
+        active=True,
+        offer__in={offer for offer, _ in pairs},
+        conversion_type__in={kind for _, kind in pairs},
+    )
+    return {(rule.offer_id, rule.conversion_type_id): rule for rule in found}
 
 
 def _fixed_payout(rule: PayoutRule, item: ConversionInput) -> Decimal | None:
@@ -307,6 +327,7 @@ __all__ = [
     "ConversionInput",
     "StatusChangeSource",
     "announce",
+    "conversion_type",
     "create_conversion",
     "create_conversions_bulk",
     "record_click",

@@ -1,5 +1,7 @@
 """Which postbacks fire for a conversion event, and the Delivery rows that record them."""
 
+import functools
+
 from django.db import connection, models
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -171,16 +173,28 @@ def _delivery_columns():
     """The INSERT's column list, the SELECT's value list and its parameters: every column of
     Delivery, from the event (e) and the postback (p), or at the model default (so a column
     added later is filled)."""
+    columns, values, given = _delivery_layout(connection.vendor)
     now = timezone.now()
+    params = [
+        field.get_db_prep_save(now if stamped else field.get_default(), connection)
+        for field, stamped in given
+    ]
+    return columns, values, params
+
+
+@functools.cache
+def _delivery_layout(vendor: str):
+    """What _delivery_columns builds once per process: the column and value lists, and the
+    fields given as parameters (True: stamped with the time of the insert)."""
     from_rows = {
         "postback_id": "p.id",
-        "uid": _NEW_UID[connection.vendor],
+        "uid": _NEW_UID[vendor],
         "conversion_id": "e.column1",
         "status_change_id": "e.column5",
         "status": "e.column6",
     }
-    given = {"created": now, "enqueued_at": now}
-    columns, values, params = [], [], []
+    stamped = {"created", "enqueued_at"}
+    columns, values, given = [], [], []
     for field in Delivery._meta.concrete_fields:
         if field.primary_key:
             continue
@@ -188,7 +202,6 @@ def _delivery_columns():
         if field.attname in from_rows:
             values.append(from_rows[field.attname])
         else:
-            value = given[field.attname] if field.attname in given else field.get_default()
             values.append("%s")
-            params.append(field.get_db_prep_save(value, connection))
-    return ", ".join(columns), ", ".join(values), params
+            given.append((field, field.attname in stamped))
+    return ", ".join(columns), ", ".join(values), given

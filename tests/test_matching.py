@@ -4,9 +4,11 @@ from decimal import Decimal
 
 import pytest
 from django.db import IntegrityError, transaction
+from django_q.models import OrmQ
 
 from conversions import services
 from conversions.models import ConversionStatus, ConversionStatusChange, StatusChangeSource
+from postbacks.delivery import queue
 from postbacks.matching import create_deliveries, matching_postbacks
 from postbacks.models import Delivery, Scope
 from tests.factories import (
@@ -17,6 +19,8 @@ from tests.factories import (
     PostbackFactory,
     conversion_type,
 )
+
+REAL_SEND_TO_BROKER = queue.send_to_broker  # read before the autouse fixture replaces it
 
 pytestmark = pytest.mark.django_db
 
@@ -107,7 +111,7 @@ def test_creating_a_conversion_writes_its_delivery_in_the_same_transaction(
         conversion, created = _new_conversion(postback.affiliate, OfferFactory())
     delivery = Delivery.objects.get()
     assert created and delivery.conversion == conversion and delivery.status == "pending"
-    assert broker_calls == [delivery.pk]  # enqueued only after commit
+    assert broker_calls == [delivery.pk]
 
 
 def test_repeated_create_of_the_same_conversion_fires_once(
@@ -135,8 +139,10 @@ def test_status_change_to_approved_fires_once(django_capture_on_commit_callbacks
 
 
 def test_nothing_is_enqueued_when_the_transaction_rolls_back(
-    django_capture_on_commit_callbacks, broker_calls
+    django_capture_on_commit_callbacks, broker_calls, orm_broker, monkeypatch
 ):
+    if orm_broker:  # the real broker: its task row is written in the transaction, and undone
+        monkeypatch.setattr(queue, "send_to_broker", REAL_SEND_TO_BROKER)
     postback = PostbackFactory()
     with (
         django_capture_on_commit_callbacks(execute=True),
@@ -144,9 +150,24 @@ def test_nothing_is_enqueued_when_the_transaction_rolls_back(
         transaction.atomic(),
     ):
         _new_conversion(postback.affiliate, OfferFactory())
+        if orm_broker:
+            assert OrmQ.objects.count() == 1
         raise RuntimeError("the request failed after the write")
     assert Delivery.objects.count() == 0
-    assert broker_calls == []
+    assert broker_calls == [] and not OrmQ.objects.exists()
+
+
+def test_on_the_orm_broker_the_task_row_commits_with_the_deliveries(
+    django_capture_on_commit_callbacks, orm_broker, monkeypatch
+):
+    """One write transaction per conversion: the task row is written before the commit."""
+    if not orm_broker:
+        pytest.skip("Redis is told after the commit")
+    monkeypatch.setattr(queue, "send_to_broker", REAL_SEND_TO_BROKER)
+    postback = PostbackFactory()
+    with django_capture_on_commit_callbacks() as callbacks:
+        _new_conversion(postback.affiliate, OfferFactory())
+    assert callbacks == [] and OrmQ.objects.count() == 1
 
 
 def test_approved_rejected_approved_sends_three_postbacks(
@@ -168,6 +189,7 @@ def test_setting_the_status_a_conversion_has_sends_nothing(
 ):
     postback = PostbackFactory(statuses=["pending", "approved"])
     conversion, _ = _new_conversion(postback.affiliate, OfferFactory())
+    broker_calls.clear()  # its creation's
     with django_capture_on_commit_callbacks(execute=True):
         services.update_conversion(conversion, source="api", status="pending")
         services.update_conversion(conversion, source="api", status="pending", payout=Decimal("1"))

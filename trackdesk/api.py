@@ -2,6 +2,8 @@
 fields (readable with change permission only), the currency field, and the 409 instead of
 deleting a row that is still in use. Who may call what: trackdesk/permissions.py."""
 
+from contextvars import ContextVar
+
 from django.contrib.auth import get_permission_codename
 from django.db import models, transaction
 from django.db.models import ProtectedError
@@ -10,6 +12,7 @@ from django.views import defaults
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
+from rest_framework.fields import empty
 from rest_framework.response import Response
 
 from trackdesk.currencies import validate_currency
@@ -51,7 +54,9 @@ class SecretFieldsMixin:
 class StrictFieldsMixin:
     """Refuse input fields the serializer does not know (typos would otherwise be dropped).
 
-    Read-only fields count as known, so a client may send back what it read.
+    Read-only fields count as known, so a client may send back what it read. Optional fields
+    without a default that the input leaves out are not run at all: each would only say "skip
+    me", and a conversion names a handful of its twenty-odd fields (half the validation time).
     """
 
     def to_internal_value(self, data):
@@ -64,7 +69,29 @@ class StrictFieldsMixin:
                         for key in unknown
                     }
                 )
-        return super().to_internal_value(data)
+        token = _given.set(data.keys() if type(data) is dict else None)
+        try:
+            return super().to_internal_value(data)
+        finally:
+            _given.reset(token)
+
+    @property
+    def _writable_fields(self):
+        given = _given.get()
+        for field in super()._writable_fields:
+            if given is None or field.field_name in given or _runs_when_absent(field):
+                yield field
+
+
+# The keys of the input being validated (a context variable: one serializer instance may be
+# shared by a process's requests, and nested serializers validate inside their parent).
+_given: ContextVar = ContextVar("given_input_keys", default=None)
+
+
+def _runs_when_absent(field) -> bool:
+    """An absent field still matters: it is required, has a default, or is a nested
+    serializer's own field set (left to it)."""
+    return field.required or field.default is not empty
 
 
 class CurrencyField(serializers.CharField):

@@ -40,9 +40,10 @@ from django.utils import timezone
 
 from postbacks import conf, metrics
 from postbacks.delivery import breaker, ordering, queue, single
-from postbacks.models import Delivery, DeliveryAttempt, TrackingSettings
+from postbacks.models import Delivery, DeliveryAttempt, Postback, TrackingSettings
 from postbacks.transport import policy
 from postbacks.transport.policy import HttpResult
+from trackdesk.sql import insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,11 @@ TICK = 0.02
 MAX_SKIPPED = 500
 
 
-def claim_batch(limit: int, *, skip_postbacks=()) -> list[Delivery]:
+def claim_batch(limit: int, *, skip_postbacks=(), postbacks=None) -> list[Delivery]:
     """Claim up to `limit` due, unclaimed deliveries for one attempt each, none of them waiting
-    for an earlier status change of its conversion; returns them."""
+    for an earlier status change of its conversion; returns them.
+
+    `postbacks` (a PostbackCache) supplies their postbacks instead of reading one per row."""
     now = timezone.now()
     until = now + timedelta(seconds=conf.claim_seconds())
     with transaction.atomic():
@@ -72,11 +75,44 @@ def claim_batch(limit: int, *, skip_postbacks=()) -> list[Delivery]:
             return []
         Delivery.objects.filter(pk__in=ids).update(claimed_until=until, attempts=F("attempts") + 1)
     # Rows carrying our exact claim time are ours (always all of them; checked anyway).
-    return list(
-        Delivery.objects.select_related(
-            "postback", "conversion__click", "conversion__conversion_type"
-        ).filter(pk__in=ids, claimed_until=until)
+    related = ["conversion__click", "conversion__conversion_type"]
+    if postbacks is None:
+        related.append("postback")
+    claimed = list(
+        Delivery.objects.select_related(*related).filter(pk__in=ids, claimed_until=until)
     )
+    if postbacks is not None:
+        found = postbacks.get({delivery.postback_id for delivery in claimed})
+        # A postback deleted since the claim took its deliveries with it: nothing to send.
+        claimed = [d for d in claimed if d.postback_id in found]
+        for delivery in claimed:
+            delivery.postback = found[delivery.postback_id]
+    return claimed
+
+
+class PostbackCache:
+    """The postbacks a drain sends for, read once and again after MAX_AGE seconds.
+
+    Every delivery of a batch would otherwise bring its own copy of its postback (the URL
+    template, headers, values, secret: most of what turning claimed rows into objects cost).
+    A change to a postback (deactivated, new URL, rotated secret) reaches a running drain
+    within MAX_AGE seconds.
+    """
+
+    MAX_AGE = 2.0
+
+    def __init__(self):
+        self.rows: dict[int, Postback] = {}
+        self.read_at = 0.0
+
+    def get(self, ids: set[int]) -> dict[int, Postback]:
+        now = time.monotonic()
+        if now - self.read_at > self.MAX_AGE:
+            self.rows, self.read_at = {}, now
+        missing = ids - self.rows.keys()
+        if missing:
+            self.rows.update(Postback.objects.in_bulk(missing))
+        return self.rows
 
 
 def release(ids: list[int]) -> None:
@@ -101,7 +137,7 @@ def save_many(finished: list[tuple[Delivery, DeliveryAttempt, HttpResult]]) -> N
         single.apply_result(delivery, attempt, result)
     try:
         with transaction.atomic():
-            DeliveryAttempt.objects.bulk_create([attempt for _, attempt, _ in finished])
+            insert_rows(DeliveryAttempt, [attempt for _, attempt, _ in finished])
             _update_rows([delivery for delivery, _, _ in finished], single.RECORDED_FIELDS)
         return
     except Exception:
@@ -166,6 +202,7 @@ class _Drain:
         self.endpoints: dict[int, str] = {}  # postback id -> endpoint key
         self.postbacks: dict[str, set[int]] = {}  # endpoint key -> postback ids seen for it
         self.finished: list = []
+        self.postback_rows = PostbackCache()
         self.attempts = 0
         self.out_of_time = False
         self.held_back = False
@@ -219,7 +256,7 @@ class _Drain:
         # The query knows postbacks, not hosts: skip the postbacks seen for a busy endpoint (up
         # to MAX_SKIPPED, to keep the query small); _within_share hands back any others.
         skip = sorted({pk for key in busy for pk in self.postbacks.get(key, ())})[:MAX_SKIPPED]
-        found = claim_batch(limit, skip_postbacks=skip)
+        found = claim_batch(limit, skip_postbacks=skip, postbacks=self.postback_rows)
         # Backed-off endpoints first: all they claimed is deferred, none of it handed back.
         claimed = self._within_share(breaker.defer_open_endpoints(found))
         if claimed:

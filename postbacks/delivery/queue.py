@@ -50,7 +50,7 @@ def send_to_broker(delivery_id: int) -> None:
     )
 
 
-def _broker_writes_to_database() -> bool:
+def broker_writes_to_database() -> bool:
     return isinstance(broker(), ORM)
 
 
@@ -68,7 +68,7 @@ def enqueue(delivery_ids, *, marked: bool = False) -> int:
         # One transaction: with the ORM broker the task rows commit together with enqueued_at
         # (one write on SQLite), and django-q2 does not close the connection as in autocommit.
         # New deliveries on the Redis broker write nothing here: no empty transaction then.
-        writes = not marked or _broker_writes_to_database()
+        writes = not marked or broker_writes_to_database()
         with transaction.atomic() if writes else contextlib.nullcontext():
             if not marked:
                 Delivery.objects.filter(pk__in=ids).update(enqueued_at=timezone.now())
@@ -98,10 +98,29 @@ def leave_for_sweeper(ids: list[int]) -> None:
 
 
 def enqueue_on_commit(delivery_ids, *, marked: bool = False) -> None:
-    """Enqueue once the current transaction commits, so the worker reads committed rows."""
+    """Enqueue so that the worker reads committed rows: on the ORM broker in the current
+    transaction, elsewhere once it commits.
+
+    The ORM broker's task rows are rows of our database: written in the transaction that writes
+    the deliveries, they commit or roll back with them (an outbox), and the request takes one
+    write transaction instead of two, which on SQLite (one writer at a time) is most of what a
+    second one costs. Redis is outside the transaction, so it is told after the commit.
+    """
     ids = list(delivery_ids)
-    if ids:
+    if not ids:
+        return
+    if _in_our_transaction():
+        enqueue(ids, marked=marked)
+    else:
         transaction.on_commit(lambda: enqueue(ids, marked=marked))
+
+
+def _in_our_transaction() -> bool:
+    """An atomic block is open on the database the ORM broker writes its task rows to."""
+    broker_ = broker()
+    if not isinstance(broker_, ORM):
+        return False
+    return transaction.get_connection(broker_.connection.db).in_atomic_block
 
 
 def due_for_enqueue(now=None):
