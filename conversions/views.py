@@ -38,16 +38,16 @@ def track_click(request, offer_id: int, affiliate_id: int):
     )
     if landing_page is None:
         raise Http404("No active offer and affiliate with these ids.")
-    click = services.record_click(
-        offer=Offer(pk=offer_id),
-        affiliate=Affiliate(pk=affiliate_id),
+    cid = services.track_click(
+        offer_id=offer_id,
+        affiliate_id=affiliate_id,
         params=request.GET,
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent", ""),
         referrer=request.headers.get("referer", ""),
     )
     metrics.click()
-    return HttpResponseRedirect(with_cid(landing_page, click.cid))
+    return HttpResponseRedirect(with_cid(landing_page, cid))
 
 
 def _landing_page(offer_id: int, affiliate_id: int) -> str | None:
