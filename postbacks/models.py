@@ -2,6 +2,7 @@
 due and unclaimed filters every part of the engine shares, attempts), endpoint health for the
 circuit breaker, the dashboard's roll-up rows, alerts, and the audit trail of postback changes."""
 
+import functools
 import os
 import socket
 import uuid
@@ -361,7 +362,12 @@ class StatsProgress(models.Model):
 
 def current_worker() -> str:
     """Which node and process made an attempt: NODE_NAME (default: host name) and pid."""
-    return f"{settings.NODE_NAME or socket.gethostname()}:{os.getpid()}"[:100]
+    return _worker_name(settings.NODE_NAME, os.getpid())
+
+
+@functools.cache
+def _worker_name(node: str, pid: int) -> str:  # once per process: every attempt asks
+    return f"{node or socket.gethostname()}:{pid}"[:100]
 
 
 class DeliveryAttempt(models.Model):

@@ -485,7 +485,7 @@ def test_rows_refused_in_bulk_are_recorded_one_by_one_without_what_the_database_
             raise DataError("cannot store this response")
         real_save(self, *args, **kwargs)
 
-    monkeypatch.setattr(Attempt.objects, "bulk_create", refuse)
+    monkeypatch.setattr(batch, "insert_rows", refuse)  # the attempts' multi-row insert
     monkeypatch.setattr(Attempt, "save", save_refusing_the_first)
     make_deliveries(3)
 

@@ -273,16 +273,17 @@ class _Drain:
         except Exception:
             release([d.pk for d in claimed])  # nothing went out: the claims are not used
             raise
+        ready = []
         for delivery in claimed:
             attempt, refused = single.build_attempt(delivery, allow_revenue=allow_revenue)
             if refused is None:
-                try:
-                    future = sender.submit(
-                        attempt.method, attempt.url, attempt.request_headers, attempt.request_body
-                    )
-                except Exception as exc:
-                    refused = single.not_sent(exc, "handing the request to the sender")
-            if refused is not None:
+                ready.append((delivery, attempt))
+            else:
+                self.finished.append((delivery, attempt, refused))
+        handed = _submit_all(sender, [attempt for _, attempt in ready])
+        for (delivery, attempt), future in zip(ready, handed, strict=True):
+            if isinstance(future, Exception):
+                refused = single.not_sent(future, "handing the request to the sender")
                 self.finished.append((delivery, attempt, refused))
                 continue
             self.in_flight[future] = (delivery, attempt)
@@ -335,6 +336,25 @@ class _Drain:
             log.warning("drain stopped with %d requests in flight", len(self.in_flight))
         if self.own_sender and self.sender is not None:
             self.sender.close()
+
+
+def _submit_all(sender, attempts: list[DeliveryAttempt]) -> list:
+    """Hand the attempts' requests to the sender, all at once where it can take them so; per
+    attempt its future, or the exception that kept it from being handed over (nothing sent)."""
+    requests = [(a.method, a.url, a.request_headers, a.request_body) for a in attempts]
+    submit_many = getattr(sender, "submit_many", None)
+    if submit_many is not None:
+        try:
+            return submit_many(requests)
+        except Exception as exc:  # none of them was handed over
+            return [exc] * len(requests)
+    handed = []
+    for request in requests:
+        try:
+            handed.append(sender.submit(*request))
+        except Exception as exc:
+            handed.append(exc)
+    return handed
 
 
 # Slow start, per endpoint (host:port) and worker process (TCP's idea): an endpoint may first

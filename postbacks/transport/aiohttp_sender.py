@@ -15,6 +15,7 @@ postbacks/transport/policy.py; this module owns how aiohttp applies them:
 
 import asyncio
 import concurrent.futures
+import functools
 import os
 import socket
 import ssl
@@ -135,6 +136,20 @@ class ConcurrentSender:
         """Start sending; the future's result is an HttpResult (it never raises)."""
         return asyncio.run_coroutine_threadsafe(self.send(method, url, headers, body), self._loop)
 
+    def submit_many(self, requests) -> list[concurrent.futures.Future]:
+        """submit() for many (method, url, headers, body) at once: one wake-up of the event loop
+        for all of them, where each submit() is one (a write to the loop's socket)."""
+        pairs = [(request, concurrent.futures.Future()) for request in requests]
+        if pairs:
+            self._loop.call_soon_threadsafe(self._start_all, pairs)
+        return [future for _, future in pairs]
+
+    def _start_all(self, pairs) -> None:
+        for (method, url, headers, body), future in pairs:
+            if future.set_running_or_notify_cancel():
+                task = self._loop.create_task(self.send(method, url, headers, body))
+                task.add_done_callback(functools.partial(_settle, future))
+
     async def send(self, method, url, headers, body) -> HttpResult:
         started = time.monotonic()
         limit = conf.total_timeout()
@@ -209,6 +224,15 @@ class ConcurrentSender:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _settle(future: concurrent.futures.Future, task: asyncio.Task) -> None:
+    if task.cancelled():  # the loop was stopped: the caller sees it as a sending error
+        future.set_exception(concurrent.futures.CancelledError())
+    elif task.exception() is not None:
+        future.set_exception(task.exception())
+    else:
+        future.set_result(task.result())
 
 
 def _ssl_context() -> ssl.SSLContext | bool:
