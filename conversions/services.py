@@ -262,18 +262,52 @@ def _log_not_applied(
 
 def announce_many(conversions: list[Conversion], *, source: str) -> None:
     """announce() for new conversions, in bulk. Must run inside the transaction that wrote them."""
-    changes = ConversionStatusChange.objects.bulk_create(
-        ConversionStatusChange(
-            conversion=conversion, from_status="", to_status=conversion.status, source=source
-        )
-        for conversion in conversions
-    )
-    if not connection.features.can_return_rows_from_bulk_insert:  # SQLite < 3.35: no ids back
-        written = ConversionStatusChange.objects.filter(conversion__in=conversions)
-        by_conversion = {change.conversion_id: change for change in written}  # one each: new
-        changes = [by_conversion[c.pk] for c in conversions]
+    changes = _first_status_changes(conversions, source)
     events = list(zip(conversions, changes, strict=True))
     conversion_events.send(sender=Conversion, events=events, source=source)
+
+
+def _first_status_changes(conversions: list[Conversion], source: str):
+    """Write each new conversion's first status-history row; returns them, in order.
+
+    One INSERT ... SELECT from the conversions just written, returning the new ids, where
+    bulk_create compiled a placeholder per value; without RETURNING (SQLite before 3.35),
+    bulk_create and a read-back.
+    """
+    now = timezone.now()
+    made = {
+        c.pk: ConversionStatusChange(
+            conversion=c, from_status="", to_status=c.status, source=source, created=now
+        )
+        for c in conversions
+    }
+    if not connection.features.can_return_rows_from_bulk_insert:
+        ConversionStatusChange.objects.bulk_create(made.values())
+        written = ConversionStatusChange.objects.filter(conversion__in=conversions)
+        return [{c.conversion_id: c for c in written}[c.pk] for c in conversions]
+    quote = connection.ops.quote_name
+    history, table = ConversionStatusChange._meta.db_table, Conversion._meta.db_table
+    key = Conversion._meta.pk
+    for start in range(0, len(conversions), 5000):  # within SQLite's 32,766 parameters
+        chunk = conversions[start : start + 5000]
+        marks = ", ".join(["%s"] * len(chunk))
+        sql = (
+            f"INSERT INTO {quote(history)} "
+            "(conversion_id, from_status, to_status, source, created) "
+            f"SELECT id, '', status, %s, %s FROM {quote(table)} WHERE id IN ({marks}) "
+            "RETURNING id, conversion_id"
+        )
+        params = [
+            source,
+            ConversionStatusChange._meta.get_field("created").get_db_prep_save(now, connection),
+        ] + [key.get_db_prep_value(c.pk, connection) for c in chunk]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        for pk, conversion_id in rows:
+            change = made[key.to_python(conversion_id)]
+            change.pk, change._state.adding, change._state.db = pk, False, connection.alias
+    return list(made.values())
 
 
 def _existing(offer: Offer, transaction_id: str) -> Conversion | None:

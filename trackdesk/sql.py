@@ -13,8 +13,9 @@ for models whose key is made in Python (UUIDs) or rows nobody reads back by key.
 
 from functools import cache
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
+# Values of these types go to these fields' columns as they are (what get_db_prep_save returns).
 _PLAIN = {
     str: (models.CharField, models.TextField),
     int: (models.IntegerField, models.AutoField, models.BigAutoField),
@@ -28,8 +29,9 @@ def insert_rows(model: type[models.Model], objs) -> int:
     objs = list(objs)
     if not objs:
         return 0
-    sql, fields = _statement(model, connection.vendor)
-    params = [[_prepared(field, field.pre_save(obj, True)) for field in fields] for obj in objs]
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself, not the proxy, per value
+    sql, columns = _statement(model, db.vendor)
+    params = [[column.value(obj, db) for column in columns] for obj in objs]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
     for obj in objs:
@@ -37,23 +39,25 @@ def insert_rows(model: type[models.Model], objs) -> int:
     return len(objs)
 
 
-def _prepared(field: models.Field, value):
-    if value is None:
-        return None
-    plain = _PLAIN.get(type(value))
-    if plain is not None and isinstance(_target(field), plain):
-        return value
-    return field.get_db_prep_save(value, connection)
+class _Column:
+    """How one field's value is read from an object and prepared, decided once per field."""
+
+    def __init__(self, field: models.Field):
+        self.field, self.attname = field, field.attname
+        # Field.pre_save only reads the attribute; auto_now(_add) and the like set it.
+        self.pre_save = type(field).pre_save is not models.Field.pre_save
+        target = field.target_field if field.is_relation else field
+        self.plain = {kind for kind, fields in _PLAIN.items() if isinstance(target, fields)}
+
+    def value(self, obj, db):
+        value = self.field.pre_save(obj, True) if self.pre_save else getattr(obj, self.attname)
+        if value is None or type(value) in self.plain:
+            return value
+        return self.field.get_db_prep_save(value, db)
 
 
 @cache
-def _target(field: models.Field) -> models.Field:
-    """The field whose type the column has: a foreign key's target field."""
-    return field.target_field if field.is_relation else field
-
-
-@cache
-def _statement(model: type[models.Model], vendor: str) -> tuple[str, list[models.Field]]:
+def _statement(model: type[models.Model], vendor: str) -> tuple[str, list[_Column]]:
     opts = model._meta
     fields = [
         f
@@ -63,4 +67,5 @@ def _statement(model: type[models.Model], vendor: str) -> tuple[str, list[models
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
     marks = ", ".join(["%s"] * len(fields))
-    return f"INSERT INTO {quote(opts.db_table)} ({columns}) VALUES ({marks})", fields
+    sql = f"INSERT INTO {quote(opts.db_table)} ({columns}) VALUES ({marks})"
+    return sql, [_Column(f) for f in fields]
