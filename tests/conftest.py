@@ -87,6 +87,9 @@ def fresh_slow_start_windows():
     batch.forget_windows()
     yield
     batch.forget_windows()
+    from postbacks.transport import aiohttp_sender
+
+    aiohttp_sender.forget_shared_sender()  # its connections and checked addresses
 
 
 @pytest.fixture(autouse=True)

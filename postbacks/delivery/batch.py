@@ -177,7 +177,8 @@ def _update_rows(rows: list[Delivery], names: list[str]) -> None:
 def drain(*, budget: float | None = None, sender=None) -> int:
     """Send due deliveries concurrently until none is due or the budget is spent.
 
-    Returns how many attempts were made. `sender` is a ConcurrentSender (made on first need).
+    Returns how many attempts were made. `sender` is a ConcurrentSender; by default the
+    process's shared one (aiohttp_sender.shared_sender), kept open between drains.
     """
     budget = conf.drain_seconds() if budget is None else budget
     run = _Drain(sender, deadline=time.monotonic() + budget)
@@ -193,7 +194,7 @@ def drain(*, budget: float | None = None, sender=None) -> int:
 
 class _Drain:
     def __init__(self, sender, *, deadline: float):
-        self.sender, self.own_sender = sender, sender is None
+        self.sender, self.shared = sender, False
         self.deadline = deadline
         self.capacity = conf.concurrency()
         self.per_endpoint = conf.per_host_concurrency()
@@ -325,17 +326,20 @@ class _Drain:
             self.finished.append((delivery, attempt, result))
 
     def _sender(self):
-        if self.sender is None:
-            from postbacks.transport.aiohttp_sender import ConcurrentSender
+        if self.sender is None:  # the process's own, kept open for the next drain
+            from postbacks.transport.aiohttp_sender import shared_sender
 
-            self.sender = ConcurrentSender()
+            self.sender, self.shared = shared_sender(), True
         return self.sender
 
     def close(self) -> None:
         if self.in_flight:  # only after an error: leave them to expire and be swept
             log.warning("drain stopped with %d requests in flight", len(self.in_flight))
-        if self.own_sender and self.sender is not None:
-            self.sender.close()
+            if self.shared:  # end them, as closing a drain's own session did
+                from postbacks.transport.aiohttp_sender import forget_shared_sender
+
+                forget_shared_sender()
+        # A sender passed in is the caller's to close; the shared one stays open otherwise.
 
 
 def _submit_all(sender, attempts: list[DeliveryAttempt]) -> list:

@@ -226,6 +226,45 @@ class ConcurrentSender:
         self.close()
 
 
+_shared: tuple[tuple, "ConcurrentSender"] | None = None
+
+
+def shared_sender() -> "ConcurrentSender":
+    """This process's sender, kept between drains, so a worker reuses its connections (keep-
+    alive) and checked addresses from one task to the next instead of opening a session, and a
+    connection per endpoint, for every task. Made anew when a setting it depends on changes."""
+    global _shared
+    key = (
+        os.getpid(),
+        conf.concurrency(),
+        conf.per_host_concurrency(),
+        conf.connect_timeout(),
+        conf.read_timeout(),
+        policy.ca_bundle(),
+        tuple(conf.allowed_networks() or ()),
+        tuple(conf.allowed_ports() or ()),
+    )
+    with _loop_lock:
+        current = _shared
+    if current is not None and current[0] == key:
+        return current[1]
+    sender = ConcurrentSender()
+    with _loop_lock:
+        previous, _shared = _shared, (key, sender)
+    if previous is not None and previous[0][0] == os.getpid():
+        previous[1].close()
+    return sender
+
+
+def forget_shared_sender() -> None:
+    """Close this process's shared sender (tests do between cases)."""
+    global _shared
+    with _loop_lock:
+        previous, _shared = _shared, None
+    if previous is not None and previous[0][0] == os.getpid():
+        previous[1].close()
+
+
 def _settle(future: concurrent.futures.Future, task: asyncio.Task) -> None:
     if task.cancelled():  # the loop was stopped: the caller sees it as a sending error
         future.set_exception(concurrent.futures.CancelledError())
