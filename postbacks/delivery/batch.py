@@ -207,6 +207,7 @@ class _Drain:
         self.attempts = 0
         self.out_of_time = False
         self.held_back = False
+        self.all_due_taken = False
 
     def loop(self) -> None:
         while True:
@@ -257,9 +258,17 @@ class _Drain:
         # The query knows postbacks, not hosts: skip the postbacks seen for a busy endpoint (up
         # to MAX_SKIPPED, to keep the query small); _within_share hands back any others.
         skip = sorted({pk for key in busy for pk in self.postbacks.get(key, ())})[:MAX_SKIPPED]
+        if self.all_due_taken:
+            return []
         found = claim_batch(limit, skip_postbacks=skip, postbacks=self.postback_rows)
         # Backed-off endpoints first: all they claimed is deferred, none of it handed back.
         claimed = self._within_share(breaker.defer_open_endpoints(found))
+        # Fewer than asked for, none skipped for a full endpoint, and every one sent: nothing
+        # else was due. Deliveries due later come with their own task (new ones on commit,
+        # retries from the sweeper), so this drain only finishes what it sent, without a claim
+        # every tick (on a trickle of one conversion per task those were most of a worker's
+        # work).
+        self.all_due_taken = not skip and len(found) < limit and len(claimed) == len(found)
         if claimed:
             self.start(claimed)
         # What the claim found, sent or not: a batch that was all deferred or handed back does
