@@ -6,9 +6,11 @@ import time
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Group, Permission, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from rest_framework.authtoken.models import Token
 
 from affiliates.models import Offer
 from conversions.models import ConversionType, PayoutRule, PayoutRuleKind
@@ -134,3 +136,79 @@ def test_conversion_types_are_read_once_while_remembered(api_client):
     sql = " ".join(q["sql"] for q in queries.captured_queries)
     for model in (ConversionType, PayoutRule):
         assert f'FROM "{model._meta.db_table}"' not in sql
+
+
+# --- API tokens (trackdesk/authentication.py) ---------------------------------------------------
+
+LIST = "/api/v1/conversions/"
+
+
+def test_a_remembered_token_costs_no_query_for_its_user_or_permissions(api_client):
+    assert api_client.get(LIST).status_code == 200
+
+    with CaptureQueriesContext(connection) as queries:
+        assert api_client.get(LIST).status_code == 200
+
+    sql = " ".join(q["sql"] for q in queries.captured_queries)
+    for table in ("authtoken_token", "auth_user", "auth_permission"):
+        assert f'"{table}"' not in sql
+
+
+def test_a_deleted_token_is_refused_at_once(api_client):
+    assert api_client.get(LIST).status_code == 200
+
+    Token.objects.get().delete()
+
+    assert api_client.get(LIST).status_code == 401
+
+
+def test_a_deactivated_user_is_refused_at_once(api_client, api_user):
+    assert api_client.get(LIST).status_code == 200
+
+    api_user.is_active = False
+    api_user.save()
+
+    assert api_client.get(LIST).status_code == 401
+
+
+def test_a_permission_taken_away_applies_at_once(api_client, api_user):
+    assert api_client.get(LIST).status_code == 200
+
+    api_user.user_permissions.remove(Permission.objects.get(codename="view_conversion"))
+
+    assert api_client.get(LIST).status_code == 403
+
+
+def test_a_role_taken_away_applies_at_once(api_client, api_user):
+    role = Group.objects.create(name="readers")
+    role.permissions.add(Permission.objects.get(codename="view_conversion"))
+    api_user.user_permissions.clear()
+    api_user.groups.add(role)
+    assert api_client.get(LIST).status_code == 200
+
+    role.permissions.clear()
+
+    assert api_client.get(LIST).status_code == 403
+
+
+def test_a_token_revoked_elsewhere_is_refused_once_the_memory_expires(api_client, settings):
+    settings.HOT_CONFIG_CACHE_SECONDS = 0.3
+    assert api_client.get(LIST).status_code == 200
+
+    User.objects.update(is_active=False)  # as another process would: no signal here
+    assert api_client.get(LIST).status_code == 200  # still remembered
+    time.sleep(0.4)
+
+    assert api_client.get(LIST).status_code == 401
+
+
+def test_a_request_changing_its_user_leaves_the_remembered_one_alone(api_user):
+    from trackdesk.authentication import TokenAuthentication
+
+    key = Token.objects.create(user=api_user).key
+    first, _ = TokenAuthentication().authenticate_credentials(key)
+    first.username = "changed by a request"
+
+    again, token = TokenAuthentication().authenticate_credentials(key)
+    assert again.username == "service" and token.key == key
+    assert again.has_perm("conversions.view_conversion")

@@ -188,7 +188,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "trackdesk.authentication.TokenAuthentication",  # remembers users a few seconds
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Model permissions (view/add/change/delete) for tokens and sessions alike: docs/api.md.
@@ -288,8 +288,9 @@ PORTAL_TEST_SENDS_PER_HOUR = env.int("PORTAL_TEST_SENDS_PER_HOUR", default=20)
 
 # --- Hot paths (docs/performance.md) ----------------------------------------------------------
 # Seconds each process remembers the offers, affiliates, conversion types and payout rules that
-# clicks and conversions look up (trackdesk/memo.py): a change made elsewhere applies within
-# this; 0 reads them on every request.
+# clicks and conversions look up, and API tokens with their users' permissions (trackdesk/memo.py,
+# trackdesk/authentication.py): a change made elsewhere applies within this; 0 reads them on
+# every request.
 HOT_CONFIG_CACHE_SECONDS = env.float("HOT_CONFIG_CACHE_SECONDS", default=5.0)
 
 # --- Metrics (trackdesk/metrics.py, docs/operations.md#metrics) ------------------------------
