@@ -81,12 +81,15 @@ def support_client(django_user_model):
 
 @pytest.fixture(autouse=True)
 def fresh_slow_start_windows():
-    """Concurrent dispatch remembers each endpoint's window per process; tests reuse endpoints."""
+    """Concurrent dispatch remembers each endpoint's window and the postbacks it sends for per
+    process; tests reuse endpoints and change postbacks with QuerySet.update()."""
     from postbacks.delivery import batch
 
     batch.forget_windows()
+    batch.forget_postbacks()
     yield
     batch.forget_windows()
+    batch.forget_postbacks()
     from postbacks.transport import aiohttp_sender
 
     aiohttp_sender.forget_shared_sender()  # its connections and checked addresses

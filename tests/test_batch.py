@@ -108,6 +108,45 @@ def test_claim_batch_respects_the_limit():
     assert len(batch.claim_batch(3)) == 2
 
 
+@pytest.mark.django_db(transaction=True)
+def test_claims_racing_on_separate_connections_never_take_a_row_twice():
+    deliveries = make_deliveries(120)
+    taken, errors, start = [], [], threading.Barrier(4)
+
+    def claim_until_none():
+        try:
+            start.wait()
+            while found := batch.claim_batch(7):
+                taken.extend(d.pk for d in found)
+        except Exception as exc:  # shown by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim_until_none) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert sorted(taken) == sorted(d.pk for d in deliveries)  # each once, none left behind
+    assert set(Delivery.objects.values_list("attempts", flat=True)) == {1}
+
+
+def test_a_claim_is_one_statement_and_one_read_of_what_it_took():
+    make_deliveries(3)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert len(batch.claim_batch(10)) == 3
+
+    sql = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len(sql) == 2, "\n".join(sql)
+    assert sql[0].startswith("UPDATE") and "RETURNING" in sql[0]
+    if connection.vendor == "postgresql":
+        assert "FOR UPDATE SKIP LOCKED" in sql[0]
+
+
 def test_failure_schedules_a_retry_on_the_schedule(settings):
     settings.POSTBACK_RETRY_SCHEDULE = [60, 300]
     make_deliveries(3)

@@ -1,9 +1,9 @@
 """Concurrent dispatch: claim due deliveries in batches, send many at once, log in bulk.
 
 `drain()` is what a django-q2 task runs. It keeps up to POSTBACK_CONCURRENCY requests in flight
-from one process: it claims due deliveries (SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL, so
-several workers and nodes share the due rows without waiting on each other; on SQLite an
-IMMEDIATE transaction serialises writers, so select-then-update inside one is just as safe),
+from one process: it claims due deliveries with one UPDATE ... RETURNING (its row choice FOR
+UPDATE SKIP LOCKED on PostgreSQL, so several workers and nodes share the due rows without
+waiting on each other; on SQLite the statement holds the single write lock, so it is as safe),
 hands them to the concurrent sender (postbacks/transport/aiohttp_sender.py) and, every tick,
 writes the finished attempts with one bulk insert and one bulk update. It claims more as slots
 free up and stops when nothing is due or in flight, or when its time budget is spent.
@@ -36,6 +36,7 @@ from datetime import timedelta
 
 from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from postbacks import conf, metrics
@@ -43,6 +44,7 @@ from postbacks.delivery import breaker, ordering, queue, single
 from postbacks.models import Delivery, DeliveryAttempt, Postback, TrackingSettings
 from postbacks.transport import policy
 from postbacks.transport.policy import HttpResult
+from trackdesk.memo import Memo
 from trackdesk.sql import insert_rows
 
 log = logging.getLogger(__name__)
@@ -60,20 +62,16 @@ def claim_batch(limit: int, *, skip_postbacks=(), postbacks=None) -> list[Delive
     `postbacks` (a PostbackCache) supplies their postbacks instead of reading one per row."""
     now = timezone.now()
     until = now + timedelta(seconds=conf.claim_seconds())
-    with transaction.atomic():
-        due = (
-            Delivery.objects.due(now)
-            .unclaimed(now)
-            .not_waiting()
-            .exclude(postback_id__in=list(skip_postbacks))
-            .order_by("next_attempt_at")
-        )
-        if connection.features.has_select_for_update_skip_locked:
-            due = due.select_for_update(skip_locked=True)
-        ids = list(due.values_list("pk", flat=True)[:limit])
-        if not ids:
-            return []
-        Delivery.objects.filter(pk__in=ids).update(claimed_until=until, attempts=F("attempts") + 1)
+    due = (
+        Delivery.objects.due(now)
+        .unclaimed(now)
+        .not_waiting()
+        .exclude(postback_id__in=list(skip_postbacks))
+        .order_by("next_attempt_at")
+    )
+    ids = _claim(due, limit, until)
+    if not ids:
+        return []
     # Rows carrying our exact claim time are ours (always all of them; checked anyway).
     related = ["conversion__click", "conversion__conversion_type"]
     if postbacks is None:
@@ -90,13 +88,50 @@ def claim_batch(limit: int, *, skip_postbacks=(), postbacks=None) -> list[Delive
     return claimed
 
 
+def _claim(due, limit: int, until) -> list[int]:
+    """Claim the first `limit` rows of `due` (claimed_until set, one more attempt) in one
+    statement, `UPDATE ... WHERE id IN (the due rows) RETURNING id`, which each database runs
+    atomically: on PostgreSQL the due rows are locked with SKIP LOCKED, so concurrent claims
+    take different rows without waiting; on SQLite the statement holds the one write lock.
+    A SQLite older than 3.35 (no RETURNING) claims in a transaction of two statements."""
+    if not _can_return_from_update():
+        with transaction.atomic():
+            ids = list(due.values_list("pk", flat=True)[:limit])
+            Delivery.objects.filter(pk__in=ids).update(
+                claimed_until=until, attempts=F("attempts") + 1
+            )
+        return ids
+    inner, params = due.values("pk")[:limit].query.sql_with_params()
+    if connection.features.has_select_for_update_skip_locked:
+        inner += " FOR UPDATE SKIP LOCKED"  # compiled without it: Django refuses it outside atomic
+    quote = connection.ops.quote_name
+    table, pk = quote(Delivery._meta.db_table), quote(Delivery._meta.pk.column)
+    claimed_until = Delivery._meta.get_field("claimed_until")
+    attempts = quote(Delivery._meta.get_field("attempts").column)
+    sql = (
+        f"UPDATE {table} SET {quote(claimed_until.column)} = %s, {attempts} = {attempts} + 1 "
+        f"WHERE {pk} IN ({inner}) RETURNING {pk}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (claimed_until.get_db_prep_save(until, connection), *params))
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _can_return_from_update() -> bool:
+    if connection.vendor == "sqlite":
+        return connection.Database.sqlite_version_info >= (3, 35)
+    return connection.vendor == "postgresql"
+
+
 class PostbackCache:
-    """The postbacks a drain sends for, read once and again after MAX_AGE seconds.
+    """The postbacks the drains of a process send for, read once and again after MAX_AGE
+    seconds.
 
     Every delivery of a batch would otherwise bring its own copy of its postback (the URL
-    template, headers, values, secret: most of what turning claimed rows into objects cost).
-    A change to a postback (deactivated, new URL, rotated secret) reaches a running drain
-    within MAX_AGE seconds.
+    template, headers, values, secret: most of what turning claimed rows into objects cost),
+    and on a trickle of one conversion per task every drain would read it again. A change to a
+    postback (deactivated, new URL, rotated secret) saved in this process applies at once, and
+    one saved elsewhere within MAX_AGE seconds.
     """
 
     MAX_AGE = 2.0
@@ -113,6 +148,23 @@ class PostbackCache:
         if missing:
             self.rows.update(Postback.objects.in_bulk(missing))
         return self.rows
+
+    def forget(self, **kwargs) -> None:
+        self.rows, self.read_at = {}, 0.0
+
+
+_postbacks = PostbackCache()
+post_save.connect(_postbacks.forget, sender=Postback, weak=False)
+post_delete.connect(_postbacks.forget, sender=Postback, weak=False)
+
+# The one row of tracking settings, read by every drain.
+_settings = Memo("tracking settings", models=[TrackingSettings], maxsize=1)
+
+
+def forget_postbacks() -> None:
+    """Empty the process's postbacks (tests do between cases, as they change rows without
+    signals)."""
+    _postbacks.forget()
 
 
 def release(ids: list[int]) -> None:
@@ -203,7 +255,7 @@ class _Drain:
         self.endpoints: dict[int, str] = {}  # postback id -> endpoint key
         self.postbacks: dict[str, set[int]] = {}  # endpoint key -> postback ids seen for it
         self.finished: list = []
-        self.postback_rows = PostbackCache()
+        self.postback_rows = _postbacks
         self.attempts = 0
         self.out_of_time = False
         self.held_back = False
@@ -278,7 +330,7 @@ class _Drain:
     def start(self, claimed: list[Delivery]) -> None:
         """Send the claimed deliveries; one that cannot be sent is finished with the reason."""
         try:
-            allow_revenue = TrackingSettings.load().allow_revenue_parameters
+            allow_revenue = _settings.get(1, TrackingSettings.load).allow_revenue_parameters
             sender = self._sender()
         except Exception:
             release([d.pk for d in claimed])  # nothing went out: the claims are not used
