@@ -50,8 +50,8 @@ def click_for_cid(cid) -> Click | None:
     if not isinstance(cid, str) or not cid or len(cid) > 32 or "\x00" in cid:
         return None
     # Sliced, not .first(): cid is unique, and an ORDER BY would only cost compiling it.
-    found = Click.objects.select_related("affiliate", "offer").filter(cid=cid)[:1]
-    return next(iter(found), None)
+    click = next(iter(Click.objects.filter(cid=cid)[:1]), None)
+    return None if click is None else services.with_owners(click)
 
 
 # Documented as our values (what every answer holds); the other spellings are in the help text.

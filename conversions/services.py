@@ -1,5 +1,6 @@
 """Writes to clicks and conversions: every path (API, pixel, admin, import) goes through here."""
 
+import copy
 import logging
 from dataclasses import dataclass, replace
 from datetime import UTC
@@ -36,11 +37,23 @@ AFF_PARAMS = ("affS1", "affS2", "affS3", "affS4", "affS5")
 # (trackdesk/memo.py says how soon a change applies).
 _types = Memo("conversion types", models=[ConversionType])
 _rules = Memo("payout rules", models=[PayoutRule])
+_owners = Memo("offers and affiliates of clicks", models=[Offer, Affiliate])
 
 
 def conversion_type(code: str) -> ConversionType | None:
     """The conversion type with this code, or None."""
     return _types.get(code, lambda: ConversionType.objects.filter(code=code).first())
+
+
+def with_owners(click: Click) -> Click:
+    """The click with its offer and affiliate attached from memory (each a copy: a request
+    may change its own). Saves every conversion given by cid a join of three tables."""
+    for model, name in ((Offer, "offer"), (Affiliate, "affiliate")):
+        pk = getattr(click, f"{name}_id")
+        owner = _owners.get((name, pk), lambda m=model, pk=pk: m.objects.filter(pk=pk).first())
+        if owner is not None:  # else (deleted since) the click reads it itself, and fails so
+            setattr(click, name, copy.copy(owner))
+    return click
 
 
 def record_click(

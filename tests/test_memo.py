@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
-from affiliates.models import Offer
+from affiliates.models import Affiliate, Offer
 from conversions.models import ConversionType, PayoutRule, PayoutRuleKind
 from tests.factories import AffiliateFactory, ClickFactory, OfferFactory, conversion_type
 
@@ -136,6 +136,44 @@ def test_conversion_types_are_read_once_while_remembered(api_client):
     sql = " ".join(q["sql"] for q in queries.captured_queries)
     for model in (ConversionType, PayoutRule):
         assert f'FROM "{model._meta.db_table}"' not in sql
+
+
+def test_a_conversion_by_cid_reads_only_the_click_while_its_owners_are_remembered(api_client):
+    click = ClickFactory()
+    post(api_client, click, "first")
+
+    with CaptureQueriesContext(connection) as queries:
+        assert post(api_client, click, "second").status_code == 201
+
+    sql = " ".join(q["sql"] for q in queries.captured_queries)
+    for model in (Offer, Affiliate):
+        assert f'"{model._meta.db_table}"' not in sql
+    assert 'FROM "conversions_click"' in sql
+
+
+def test_an_offer_deactivated_by_saving_it_refuses_conversions_at_once(api_client):
+    click = ClickFactory()
+    assert post(api_client, click, "before").status_code == 201
+
+    click.offer.active = False
+    click.offer.save()
+
+    response = post(api_client, click, "after")
+    assert response.status_code == 400
+    assert "inactive" in str(response.json()["cid"])
+
+
+def test_an_affiliate_deactivated_elsewhere_refuses_conversions_once_remembered_expires(
+    api_client, settings
+):
+    settings.HOT_CONFIG_CACHE_SECONDS = 0.3
+    click = ClickFactory()
+    assert post(api_client, click, "before").status_code == 201
+
+    Affiliate.objects.filter(pk=click.affiliate_id).update(active=False)  # no signal
+    time.sleep(0.4)
+
+    assert post(api_client, click, "after").status_code == 400
 
 
 # --- API tokens (trackdesk/authentication.py) ---------------------------------------------------

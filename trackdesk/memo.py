@@ -1,6 +1,7 @@
 """A few seconds' memory, per process, of the configuration the busiest requests read.
 
-Every click looks up its offer and affiliate, and every conversion its type and payout rule:
+Every click looks up its offer and affiliate, and every conversion its type, its payout rule
+and its click's offer and affiliate:
 rows that change a few times a day, read hundreds of times a second. A `Memo` keeps what such a
 look-up found (also "nothing") for HOT_CONFIG_CACHE_SECONDS (default 5; 0 turns it off):
 

@@ -288,7 +288,8 @@ PORTAL_TEST_SENDS_PER_HOUR = env.int("PORTAL_TEST_SENDS_PER_HOUR", default=20)
 
 # --- Hot paths (docs/performance.md) ----------------------------------------------------------
 # Seconds each process remembers the offers, affiliates, conversion types and payout rules that
-# clicks and conversions look up, and API tokens with their users' permissions (trackdesk/memo.py,
+# clicks and conversions look up (deactivating an offer or affiliate stops its links and its
+# conversions), and API tokens with their users' permissions (trackdesk/memo.py,
 # trackdesk/authentication.py): a change made elsewhere applies within this; 0 reads them on
 # every request.
 HOT_CONFIG_CACHE_SECONDS = env.float("HOT_CONFIG_CACHE_SECONDS", default=5.0)
