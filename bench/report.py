@@ -155,7 +155,7 @@ def load(folder: Path) -> dict:
 
 def report(folder: Path) -> str:
     found = load(folder)
-    lines = ["Runs (start, 1-minute load average before it and after each run):", ""]
+    lines = ["Runs (results written at; 1-minute load average before and after each run):", ""]
     for name in BENCHMARKS:
         for setup, _ in SETUPS:
             results = found.get((name, setup))
