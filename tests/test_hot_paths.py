@@ -28,9 +28,9 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/conversions/"
-# Token, the user's and the group's permissions (DRF), click, conversion, status history,
-# deliveries; the conversion type and the payout rule are remembered (trackdesk/memo.py).
-SINGLE_POST_STATEMENTS = 7
+# Click, conversion, status history, deliveries; the token's user and permissions, the click's
+# offer and affiliate, the conversion type and the payout rule are remembered (trackdesk/memo.py).
+SINGLE_POST_STATEMENTS = 4
 
 
 def statements(queries) -> list[str]:
