@@ -126,26 +126,24 @@ def test_a_payout_rule_saved_applies_to_the_next_conversion(api_client):
     assert post(api_client, click, "after").json()["payout"] is None
 
 
-def test_conversion_types_are_read_once_while_remembered(api_client):
-    click = ClickFactory()
+def sql_of_a_second_post(api_client, click) -> str:
+    """The SQL of a conversion POST after a first one with the same click filled the memory."""
     post(api_client, click, "first")
-
     with CaptureQueriesContext(connection) as queries:
         assert post(api_client, click, "second").status_code == 201
+    return " ".join(q["sql"] for q in queries.captured_queries)
 
-    sql = " ".join(q["sql"] for q in queries.captured_queries)
+
+def test_conversion_types_are_read_once_while_remembered(api_client):
+    sql = sql_of_a_second_post(api_client, ClickFactory())
+
     for model in (ConversionType, PayoutRule):
         assert f'FROM "{model._meta.db_table}"' not in sql
 
 
 def test_a_conversion_by_cid_reads_only_the_click_while_its_owners_are_remembered(api_client):
-    click = ClickFactory()
-    post(api_client, click, "first")
+    sql = sql_of_a_second_post(api_client, ClickFactory())
 
-    with CaptureQueriesContext(connection) as queries:
-        assert post(api_client, click, "second").status_code == 201
-
-    sql = " ".join(q["sql"] for q in queries.captured_queries)
     for model in (Offer, Affiliate):
         assert f'"{model._meta.db_table}"' not in sql
     assert 'FROM "conversions_click"' in sql
