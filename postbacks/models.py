@@ -202,11 +202,17 @@ class Delivery(models.Model):
     """One postback to send for one status change of a conversion (postback, status change)."""
 
     uid = models.UUIDField("delivery ID", default=uuid.uuid4, unique=True, editable=False)
-    postback = models.ForeignKey(Postback, on_delete=models.PROTECT, related_name="deliveries")
+    # Every index is written on every delivery insert (up to one per matching postback per
+    # conversion event), so none is kept twice: postback and conversion are served by the
+    # (postback, -created) and (conversion, -created) indexes below, resend_of by a partial one.
+    postback = models.ForeignKey(
+        Postback, on_delete=models.PROTECT, related_name="deliveries", db_index=False
+    )
     conversion = models.ForeignKey(
         Conversion,
         on_delete=models.PROTECT,
         related_name="deliveries",
+        db_index=False,
         null=True,
         blank=True,
         help_text="Blank only for a test send rendered with the built-in sample conversion.",
@@ -248,6 +254,7 @@ class Delivery(models.Model):
         null=True,
         blank=True,
         editable=False,
+        db_index=False,
     )
     original_uid = models.UUIDField(null=True, blank=True, editable=False)
 
@@ -284,6 +291,13 @@ class Delivery(models.Model):
                 fields=["conversion", "postback", "status_change"],
                 condition=models.Q(state__in=OPEN_STATES),
                 name="delivery_open_per_conversion",
+            ),
+            # A resend's link to its original (the log's links, SET_NULL when retention prunes
+            # the original): resends only, so an ordinary delivery's insert does not touch it.
+            models.Index(
+                fields=["resend_of"],
+                condition=models.Q(resend_of__isnull=False),
+                name="delivery_resends",
             ),
         ]
         permissions = [("retry_delivery", "Can retry a delivery")]

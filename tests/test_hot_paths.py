@@ -234,3 +234,33 @@ def test_a_batch_is_claimed_and_recorded_in_the_same_statements_for_few_or_many(
     many = claim_and_record(60)
 
     assert [len(s) for s in many] == [len(s) for s in few]
+
+
+def test_no_delivery_index_is_written_twice():
+    """Every delivery insert writes every index of the table (a conversion event writes one row
+    per matching postback), so no full index may be the leading columns of another: a plain
+    foreign-key index on postback or conversion beside (postback, -created) and (conversion,
+    -created) cost each insert two more B-tree writes for nothing. Partial indexes (open rows,
+    resends, the once-only key) hold other rows and are left out."""
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, Delivery._meta.db_table)
+    partial = {
+        item.name
+        for item in [*Delivery._meta.indexes, *Delivery._meta.constraints]
+        if getattr(item, "condition", None) is not None
+    }
+    full = {
+        name: tuple(about["columns"])
+        for name, about in found.items()
+        if about["index"] and not about["primary_key"] and name not in partial
+    }
+    assert ("postback_id",) not in full.values() and ("conversion_id",) not in full.values()
+    redundant = [
+        (short, long)
+        for short, columns in full.items()
+        for long, others in full.items()
+        if short != long and others[: len(columns)] == columns
+    ]
+    assert redundant == []
+    assert ("postback_id", "created") in full.values()
+    assert ("conversion_id", "created") in full.values()
