@@ -410,6 +410,69 @@ def tree_cpu_seconds(pid: int) -> float:
     return sum(times.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK")
 
 
+def servers_cpu_seconds(name: str) -> dict[int, float]:
+    """CPU seconds so far (reaped children included) of each process named `name` (a server
+    this machine runs, such as postgres or redis-server), by pid."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            head, rest = stat.read_text().rsplit(")", 1)
+            if head.split("(", 1)[1] == name:
+                fields = rest.split()
+                found[int(stat.parent.name)] = sum(int(x) for x in fields[11:15])
+    return {pid: ticks / os.sysconf("SC_CLK_TCK") for pid, ticks in found.items()}
+
+
+class CpuMeter:
+    """Where a run's CPU went: the web server's process tree (gunicorn), the worker's
+    (qcluster), the database server's processes (PostgreSQL; SQLite runs inside the others),
+    Redis, and this process with its sinks (the client and the receivers), from start() to
+    stop(). A backend that exits in between counts through its parent's reaped-children time."""
+
+    SERVERS = {"database": "postgres", "redis": "redis-server"}
+
+    def __init__(self, api_pid: int, worker_pid: int):
+        self.api_pid, self.worker_pid = api_pid, worker_pid
+
+    def _read(self) -> dict:
+        api, worker = tree_cpu_seconds(self.api_pid), tree_cpu_seconds(self.worker_pid)
+        parts = {"api": api, "worker": worker}
+        parts["client_sink"] = tree_cpu_seconds(os.getpid()) - api - worker
+        for part, name in self.SERVERS.items():
+            parts[part] = servers_cpu_seconds(name)
+        return parts
+
+    def start(self) -> None:
+        self.before, self.started = self._read(), time.monotonic()
+
+    def stop(self, events: int) -> dict:
+        """CPU ms per event of each part, their total, and the cores busy on average."""
+        after, seconds = self._read(), time.monotonic() - self.started
+        spent = {}
+        for part, value in after.items():
+            if isinstance(value, dict):  # survivors' growth, and the reaped ones via the parent
+                before = self.before[part]
+                value = sum(value.values()) - sum(before[p] for p in value if p in before)
+            else:
+                value -= self.before[part]
+            spent[part] = max(value, 0.0)
+        figures = {f"cpu_ms_{part}": round(v * 1000 / events, 2) for part, v in spent.items()}
+        figures["cpu_ms_total"] = round(sum(spent.values()) * 1000 / events, 2)
+        figures["cores_busy"] = round(sum(spent.values()) / seconds, 2)
+        return figures
+
+
+def print_cpu(label: str, figures: dict) -> None:
+    parts = ", ".join(
+        f"{part} {figures[f'cpu_ms_{part}']}"
+        for part in ("api", "worker", "database", "redis", "client_sink")
+    )
+    print(
+        f"  {label}CPU ms per conversion: {parts}; total {figures['cpu_ms_total']} "
+        f"({figures['cores_busy']} of {os.cpu_count()} cores busy)"
+    )
+
+
 # --- profiles (BENCH_PROFILE=1: py-spy samples each server the benchmark starts) ----------------
 
 

@@ -40,6 +40,8 @@ def main():
                 "samples": len(same),
                 "all_healthy_rate": healthy["achieved_rate"],
                 "third_hanging_rate": hang["achieved_rate"],
+                "cpu_ms_all_healthy": healthy["cpu_ms_total"],
+                "cpu_ms_third_hanging": hang["cpu_ms_total"],
                 "rate_reached": healthy["rate_reached"] and hang["rate_reached"],
                 "first": "1/3 hanging" if i % 2 else "all healthy",
             }

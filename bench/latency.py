@@ -31,12 +31,19 @@ def post_conversions(env, args, *, hanging: bool = False, label: str = "") -> tu
         hang_url = dead.url + "/hang" if hanging else ""
         clicks = common.demo_rows(AFFILIATES, sink.url, hang_url=hang_url)
         token = common.api_token()
-        with common.gunicorn(env) as base, common.qcluster(env):
-            _, warm = asyncio.run(paced_posts(base, token, clicks, args.rate, args.warmup, "w"))
-            common.wait_until(lambda: set(warm) <= set(sink.times()), 30, every=0.5)
-            paced, txns = asyncio.run(paced_posts(base, token, clicks, args.rate, args.seconds))
-            common.wait_until(lambda: set(txns) <= set(sink.times()), 60, every=0.5)
-            times = sink.times()
+        web, base = common.start_gunicorn(env)
+        try:
+            with common.qcluster(env) as cluster:
+                _, warm = asyncio.run(paced_posts(base, token, clicks, args.rate, args.warmup, "w"))
+                common.wait_until(lambda: set(warm) <= set(sink.times()), 30, every=0.5)
+                meter = common.CpuMeter(web.pid, cluster.pid)
+                meter.start()
+                paced, txns = asyncio.run(paced_posts(base, token, clicks, args.rate, args.seconds))
+                common.wait_until(lambda: set(txns) <= set(sink.times()), 60, every=0.5)
+                cpu = meter.stop(max(1, int(args.rate * args.seconds)))
+                times = sink.times()
+        finally:
+            common.stop_gunicorn(web)
         latencies = common.commit_to_sink(times, txns)
     sink_ms = common.latency_ms(list(latencies.values()))
     common.print_paced(f"{label}API answers", paced)
@@ -44,6 +51,7 @@ def post_conversions(env, args, *, hanging: bool = False, label: str = "") -> tu
         f"  {label}commit -> sink: p50 {sink_ms['p50_ms']} ms, p99 {sink_ms['p99_ms']} ms "
         f"({sink_ms['n']}/{len(txns)} healthy postbacks received)"
     )
+    common.print_cpu(label, cpu)
     figures = {
         "target_rate": args.rate,
         "achieved_rate": paced["achieved_rate"],
@@ -56,6 +64,7 @@ def post_conversions(env, args, *, hanging: bool = False, label: str = "") -> tu
         "sink_max_ms": sink_ms["max_ms"],
         "healthy_expected": len(txns),
         "healthy_received": sink_ms["n"],
+        **cpu,
     }
     return figures, latencies
 

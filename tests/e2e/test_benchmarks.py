@@ -62,4 +62,9 @@ def test_benchmark_runs_on_fresh_databases_and_reports_its_spread(name, tmp_path
     assert "min / median / max" in done.stdout
     if name in ("latency", "isolation", "clicks"):  # paced: the rate achieved beside the target
         assert "achieved" in done.stdout and "of 10/s" in done.stdout
+    if name == "latency":  # where each conversion's CPU went: the web, the worker, the client
+        for run in (r["figures"] for r in result["runs"]):
+            assert run["cpu_ms_api"] > 0 and run["cpu_ms_worker"] > 0
+            assert run["cpu_ms_total"] >= run["cpu_ms_api"] + run["cpu_ms_worker"]
+        assert "CPU ms per conversion: api" in done.stdout
     assert leftover_databases(result["template_database"]) == []
