@@ -475,11 +475,11 @@ def test_an_error_of_the_drain_records_the_requests_in_flight_before_it_ends_the
     real_record_outcomes = breaker.record_outcomes
     calls = Counter()
 
-    def record_outcomes(outcomes):
+    def record_outcomes(outcomes, clean=None):
         calls["n"] += 1
         if calls["n"] == 1:  # the fast endpoint's answers; the slow one's are in flight
             raise RuntimeError("the breaker's table is locked")
-        real_record_outcomes(outcomes)
+        real_record_outcomes(outcomes, clean)
 
     monkeypatch.setattr(breaker, "record_outcomes", record_outcomes)
     with Sink() as fast, Sink(host="127.0.0.2") as slow:

@@ -5,6 +5,7 @@ each transaction into one). Each test fails when a change adds a look-up per pos
 delivery, or an update that changes nothing.
 """
 
+import concurrent.futures
 import uuid
 
 import pytest
@@ -201,6 +202,37 @@ def test_the_trickle_path_still_sends_the_next_status_change_when_one_finishes(s
     single.attempt_delivery(earlier_id)
 
     assert broker_calls == [later_id]  # queued by whoever finished the earlier one
+
+
+class AnsweringSender:
+    """Answers every request at once with a 200 (the concurrent sender's submit_many)."""
+
+    def submit_many(self, requests):
+        answers = []
+        for _ in requests:
+            answer = concurrent.futures.Future()
+            answer.set_result(HttpResult(status=200, body="ok"))
+            answers.append(answer)
+        return answers
+
+
+def test_a_concurrent_drain_of_one_delivery_looks_at_its_endpoint_once(broker_calls):
+    """The default path on a trickle (one conversion per task): claim, read, one look at the
+    endpoint's health, the attempt, the outcome, the look for a delivery that waited. A success
+    to an endpoint that look found healthy has no streak to end, so it reads nothing more."""
+    TrackingSettings.load()
+    conversion = ConversionFactory()
+    PostbackFactory(affiliate=conversion.affiliate)
+    for status in ("pending", "approved"):  # the first one warms the process's caches
+        change = conversion.status_changes.create(to_status=status, source="api")
+        (delivery_id,) = create_deliveries(conversion, change)
+        with CaptureQueriesContext(connection) as queries:
+            batch.drain(sender=AnsweringSender())
+        assert Delivery.objects.get(pk=delivery_id).state == DeliveryState.SUCCESS
+
+    sql = statements(queries)
+    assert len(sql) <= 6, "\n".join(sql)
+    assert len([s for s in sql if "endpointhealth" in s]) == 1, "\n".join(sql)
 
 
 def claim_and_record(count: int) -> tuple[list[str], list[str]]:

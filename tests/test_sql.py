@@ -5,13 +5,14 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from conversions.models import Conversion
 from postbacks.delivery import batch
 from postbacks.models import Delivery, DeliveryAttempt
 from tests.factories import ClickFactory, ConversionFactory, PostbackFactory, conversion_type
-from trackdesk.sql import insert_rows
+from trackdesk.sql import CompiledOnce, insert_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -105,3 +106,52 @@ def test_a_drain_sees_a_changed_postback_once_its_copy_is_older_than_max_age(mon
     due_delivery(postback)
     [third] = batch.claim_batch(10, postbacks=cache)
     assert third.postback.url == "https://new.example/pb"
+
+
+def test_a_query_compiled_once_finds_what_the_queryset_finds_for_other_values():
+    """CompiledOnce: the claim's and the ordering's queries are compiled once per shape; later
+    runs put their own times and ids in the stand-ins' places."""
+
+    def build(now, postbacks, conversions, limit):
+        rows = Delivery.objects.filter(
+            next_attempt_at__lte=now, postback_id__in=postbacks, conversion_id__in=conversions
+        )
+        return rows.order_by("pk").values_list("pk", flat=True)[:limit]
+
+    compiled = CompiledOnce(build)
+    pairs = [PostbackFactory() for _ in range(2)]
+    rows = []
+    for postback in pairs:
+        for conversion in [ConversionFactory(affiliate=postback.affiliate) for _ in range(2)]:
+            rows.append(Delivery.objects.create(postback=postback, conversion=conversion))
+    later = timezone.now() + timezone.timedelta(minutes=5)
+    Delivery.objects.filter(pk=rows[0].pk).update(next_attempt_at=later)
+
+    def run(now, postbacks, conversions, limit=10):
+        sql, params = compiled.sql(
+            {"limit": limit}, **dict(now=now, postbacks=postbacks, conversions=conversions)
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            found = [row[0] for row in cursor.fetchall()]
+        expected = list(build(now, postbacks, conversions, limit))
+        assert found == expected
+        return found
+
+    now, every = timezone.now(), [d.conversion_id for d in rows]
+    assert run(now, [pairs[0].pk, pairs[1].pk], every) == [d.pk for d in rows[1:]]
+    assert run(later, [pairs[0].pk, pairs[1].pk], every) == [d.pk for d in rows]
+    assert run(later, [pairs[1].pk, pairs[0].pk], every[2:] + every[:2]) == [d.pk for d in rows]
+    assert run(later, [pairs[1].pk, -1], every) == [d.pk for d in rows[2:]]
+    assert run(later, [pairs[1].pk, -1], every, limit=1) == [rows[2].pk]
+    # Compiled once per limit and list lengths.
+    assert len(compiled.shapes) == 2
+    assert run(later, [pairs[0].pk], every[:1]) == [rows[0].pk]
+    assert len(compiled.shapes) == 3
+
+
+def test_a_value_the_query_changes_is_refused_rather_than_put_in_the_wrong_place():
+    compiled = CompiledOnce(lambda day: Delivery.objects.filter(created__date=day))
+
+    with pytest.raises(ValueError, match="do not appear as parameters"):
+        compiled.sql(day=timezone.now())

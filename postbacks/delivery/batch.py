@@ -45,7 +45,7 @@ from postbacks.models import Delivery, DeliveryAttempt, Postback, TrackingSettin
 from postbacks.transport import policy
 from postbacks.transport.policy import HttpResult
 from trackdesk.memo import Memo
-from trackdesk.sql import insert_rows
+from trackdesk.sql import CompiledOnce, insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +62,7 @@ def claim_batch(limit: int, *, skip_postbacks=(), postbacks=None) -> list[Delive
     `postbacks` (a PostbackCache) supplies their postbacks instead of reading one per row."""
     now = timezone.now()
     until = now + timedelta(seconds=conf.claim_seconds())
-    due = (
-        Delivery.objects.due(now)
-        .unclaimed(now)
-        .not_waiting()
-        .exclude(postback_id__in=list(skip_postbacks))
-        .order_by("next_attempt_at")
-    )
-    ids = _claim(due, limit, until)
+    ids = _claim(now, list(skip_postbacks), limit, until)
     if not ids:
         return []
     # Rows carrying our exact claim time are ours (always all of them; checked anyway).
@@ -77,7 +70,7 @@ def claim_batch(limit: int, *, skip_postbacks=(), postbacks=None) -> list[Delive
     if postbacks is None:
         related.append("postback")
     claimed = list(
-        Delivery.objects.select_related(*related).filter(pk__in=ids, claimed_until=until)
+        Delivery.objects.select_related(*related).filter(pk__in=ids, claimed_until=until).order_by()
     )
     if postbacks is not None:
         found = postbacks.get({delivery.postback_id for delivery in claimed})
@@ -88,20 +81,38 @@ def claim_batch(limit: int, *, skip_postbacks=(), postbacks=None) -> list[Delive
     return claimed
 
 
-def _claim(due, limit: int, until) -> list[int]:
-    """Claim the first `limit` rows of `due` (claimed_until set, one more attempt) in one
+def _claimable(now, skip: list[int], limit: int | None = None):
+    """The ids of the first `limit` due, unclaimed deliveries that wait for nothing, but those
+    of the `skip` postbacks, in due order (the rule of DeliveryQuerySet)."""
+    due = (
+        Delivery.objects.due(now)
+        .unclaimed(now)
+        .not_waiting()
+        .exclude(postback_id__in=skip)
+        .order_by("next_attempt_at")
+        .values("pk")
+    )
+    return due[:limit]
+
+
+# Compiled once per limit and number of skipped postbacks; each claim puts in its time and ids.
+_CLAIMABLE = CompiledOnce(_claimable)
+
+
+def _claim(now, skip: list[int], limit: int, until) -> list[int]:
+    """Claim the first `limit` rows of _claimable (claimed_until set, one more attempt) in one
     statement, `UPDATE ... WHERE id IN (the due rows) RETURNING id`, which each database runs
     atomically: on PostgreSQL the due rows are locked with SKIP LOCKED, so concurrent claims
     take different rows without waiting; on SQLite the statement holds the one write lock.
     A SQLite older than 3.35 (no RETURNING) claims in a transaction of two statements."""
     if not _can_return_from_update():
         with transaction.atomic():
-            ids = list(due.values_list("pk", flat=True)[:limit])
+            ids = [row["pk"] for row in _claimable(now, skip, limit)]
             Delivery.objects.filter(pk__in=ids).update(
                 claimed_until=until, attempts=F("attempts") + 1
             )
         return ids
-    inner, params = due.values("pk")[:limit].query.sql_with_params()
+    inner, params = _CLAIMABLE.sql({"limit": limit}, now=now, skip=skip)
     if connection.features.has_select_for_update_skip_locked:
         inner += " FOR UPDATE SKIP LOCKED"  # compiled without it: Django refuses it outside atomic
     quote = connection.ops.quote_name
@@ -172,13 +183,16 @@ def release(ids: list[int]) -> None:
     Delivery.objects.filter(pk__in=ids).update(claimed_until=None, attempts=F("attempts") - 1)
 
 
-def record_many(finished: list[tuple[Delivery, DeliveryAttempt, HttpResult]]) -> None:
-    """Log finished attempts and move their deliveries on, then tell the breaker."""
+def record_many(
+    finished: list[tuple[Delivery, DeliveryAttempt, HttpResult]], clean: set | None = None
+) -> None:
+    """Log finished attempts and move their deliveries on, then tell the breaker (`clean`: the
+    endpoints the drain's last look found healthy, see breaker.record_outcomes)."""
     save_many(finished)
     metrics.record_attempts(finished, not_sent=single.NotSent)
     ordering.release_next([delivery for delivery, _, _ in finished])
     sent = [(d, result) for d, _, result in finished if not isinstance(result, single.NotSent)]
-    breaker.record_outcomes(sent)
+    breaker.record_outcomes(sent, clean)
 
 
 def save_many(finished: list[tuple[Delivery, DeliveryAttempt, HttpResult]]) -> None:
@@ -255,6 +269,7 @@ class _Drain:
         self.endpoints: dict[int, str] = {}  # postback id -> endpoint key
         self.postbacks: dict[str, set[int]] = {}  # endpoint key -> postback ids seen for it
         self.finished: list = []
+        self.clean: set[str] = set()  # endpoints with no failure streak at the last look
         self.postback_rows = _postbacks
         self.attempts = 0
         self.out_of_time = False
@@ -275,7 +290,7 @@ class _Drain:
         done, self.finished = self.finished, []  # handed over: never recorded twice
         if done:
             self.attempts += len(done)
-            record_many(done)
+            record_many(done, self.clean)
 
     def settle(self) -> None:
         """After an error: wait for the requests in flight (each ends within the sender's total
@@ -314,7 +329,7 @@ class _Drain:
             return []
         found = claim_batch(limit, skip_postbacks=skip, postbacks=self.postback_rows)
         # Backed-off endpoints first: all they claimed is deferred, none of it handed back.
-        claimed = self._within_share(breaker.defer_open_endpoints(found))
+        claimed = self._within_share(breaker.defer_open_endpoints(found, self.clean))
         # Fewer than asked for, none skipped for a full endpoint, and every one sent: nothing
         # else was due. Deliveries due later come with their own task (new ones on commit,
         # retries from the sweeper), so this drain only finishes what it sent, without a claim

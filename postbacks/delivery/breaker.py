@@ -186,21 +186,35 @@ def _count_failure(host: str, error: str, failures: int = 1) -> EndpointHealth:
 # --- the same for a batch (postbacks/delivery/batch.py): a look per endpoint, not per delivery
 
 
-def defer_open_endpoints(deliveries: list[Delivery]) -> list[Delivery]:
+def defer_open_endpoints(deliveries: list[Delivery], clean: set | None = None) -> list[Delivery]:
     """Of freshly claimed deliveries, return those that may be sent now; defer the rest.
 
     Like defer_if_open for each: a backed-off endpoint's deliveries move to when its breaker
     half-opens, with the claimed attempt given back; of a half-open endpoint's deliveries one
     goes out as the probe and the others wait for its outcome.
+
+    `clean` (the drain's): the endpoints this look found with no failure streak and no back-off
+    are added to it, the others taken out; record_outcomes then has no streak to end for them.
     """
     if not conf.breaker_threshold():
         return deliveries
     hosts = {endpoint_key(d.postback.url) for d in deliveries if not d.is_test}
-    open_hosts = set(
-        EndpointHealth.objects.filter(host__in=hosts, opened_until__isnull=False).values_list(
-            "host", flat=True
-        )
+    if not hosts:
+        return deliveries
+    rows = (
+        EndpointHealth.objects.filter(host__in=hosts)
+        .order_by()
+        .values_list("host", "opened_until", "consecutive_failures", "probing")
     )
+    open_hosts, troubled = set(), set()
+    for host, opened_until, failures, probing in rows:
+        if opened_until is not None:
+            open_hosts.add(host)
+        if opened_until is not None or failures or probing:
+            troubled.add(host)
+    if clean is not None:
+        clean.difference_update(troubled)
+        clean.update(hosts - troubled)
     if not open_hosts:
         return deliveries
     send, deferred, decided = [], {}, {}  # deferred: until -> ids; decided: host -> until/None
@@ -230,9 +244,14 @@ def defer_open_endpoints(deliveries: list[Delivery]) -> list[Delivery]:
     return send
 
 
-def record_outcomes(outcomes: list[tuple[Delivery, object]]) -> None:
+def record_outcomes(outcomes: list[tuple[Delivery, object]], clean: set | None = None) -> None:
     """record_outcome for a batch of finished attempts, in the order they finished: per endpoint,
-    a success closes the breaker and only the failures after the last success count."""
+    a success closes the breaker and only the failures after the last success count.
+
+    `clean`: endpoints found with no streak or back-off when these requests were claimed
+    (defer_open_endpoints); a success there has nothing to end, and is not looked up, as
+    record_outcome does with the row it read before sending. Failures other workers counted
+    meanwhile stay counted. An endpoint this counts failures for leaves the set."""
     streaks: dict[str, list] = {}
     for delivery, result in outcomes:
         if delivery.is_test or result.permanent:
@@ -243,9 +262,11 @@ def record_outcomes(outcomes: list[tuple[Delivery, object]]) -> None:
         else:
             streaks.setdefault(host, [False]).append(delivery.last_error)
     for host, (closed, *errors) in streaks.items():
-        if closed:
+        if closed and (clean is None or host not in clean):
             _close(host)
         if errors:
+            if clean is not None:
+                clean.discard(host)
             auto_pause(_count_failure(host, errors[-1], failures=len(errors)))
 
 

@@ -10,11 +10,12 @@ queues it later.
 
 import logging
 
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from postbacks.delivery import queue
 from postbacks.models import Delivery
+from trackdesk.sql import CompiledOnce
 
 log = logging.getLogger(__name__)
 
@@ -24,20 +25,33 @@ def release_next(deliveries: list[Delivery]) -> int:
     pairs = {(d.postback_id, d.conversion_id) for d in deliveries if _ends_a_wait(d)}
     if not pairs:
         return 0
-    now = timezone.now()
+    conversions = sorted({conversion for _, conversion in pairs})
+    sql, params = _READY.sql(now=timezone.now(), conversions=conversions)
+    to_uuid = Delivery._meta.get_field("conversion").target_field.to_python
     try:
-        ready = (
-            Delivery.objects.due(now)
-            .unclaimed(now)
-            .not_waiting()
-            .filter(conversion_id__in={conversion for _, conversion in pairs})
-            .values_list("pk", "postback_id", "conversion_id")
-        )
-        ids = [pk for pk, *pair in ready if tuple(pair) in pairs]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            ids = [
+                pk
+                for pk, postback, conversion in cursor
+                if (postback, to_uuid(conversion)) in pairs
+            ]
     except DatabaseError:  # the outcome is recorded; the sweeper queues the next one later
         log.exception("Looking for deliveries that waited for %d finished ones failed", len(pairs))
         return 0
     return queue.enqueue(ids)
+
+
+def _ready(now, conversions):
+    """Deliveries of these conversions that may go now (due, unclaimed, waiting for nothing)."""
+    ready = Delivery.objects.due(now).unclaimed(now).not_waiting()
+    return ready.filter(conversion_id__in=conversions).values_list(
+        "pk", "postback_id", "conversion_id"
+    )
+
+
+# Compiled once per number of conversions (one per delivery on a trickle).
+_READY = CompiledOnce(_ready)
 
 
 def _ends_a_wait(delivery: Delivery) -> bool:
