@@ -36,11 +36,21 @@ def insert_rows(model: type[models.Model], objs) -> int:
     db = connections[DEFAULT_DB_ALIAS]  # the connection itself, not the proxy, per value
     sql, columns = _statement(model, db.vendor)
     params = [[column.value(obj, db) for column in columns] for obj in objs]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+    execute_each(sql, params)
     for obj in objs:
         obj._state.adding, obj._state.db = False, connection.alias
     return len(objs)
+
+
+def execute_each(sql: str, params: list) -> None:
+    """Run `sql` once per parameter list: executemany for several, but a plain execute for one
+    (the common case of a single conversion or a trickle's one delivery), which on PostgreSQL
+    skips entering and leaving psycopg's pipeline mode."""
+    with connection.cursor() as cursor:
+        if len(params) == 1:
+            cursor.execute(sql, params[0])
+        else:
+            cursor.executemany(sql, params)
 
 
 class _Column:

@@ -45,7 +45,7 @@ from postbacks.models import Delivery, DeliveryAttempt, Postback, TrackingSettin
 from postbacks.transport import policy
 from postbacks.transport.policy import HttpResult
 from trackdesk.memo import Memo
-from trackdesk.sql import CompiledOnce, insert_rows
+from trackdesk.sql import CompiledOnce, execute_each, insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def save_many(finished: list[tuple[Delivery, DeliveryAttempt, HttpResult]]) -> N
 
 
 def _update_rows(rows: list[Delivery], names: list[str]) -> None:
-    """Save `names` of each row with one prepared UPDATE run for all rows (executemany).
+    """Save `names` of each row with one prepared UPDATE run for all rows (execute_each).
 
     Much cheaper than bulk_update's CASE expressions for a few hundred rows, and on PostgreSQL
     cheaper in CPU than one UPDATE ... FROM (VALUES ...): Django binds parameters on the client,
@@ -236,8 +236,7 @@ def _update_rows(rows: list[Delivery], names: list[str]) -> None:
         [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields] + [row.pk]
         for row in rows
     ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+    execute_each(sql, params)
 
 
 def drain(*, budget: float | None = None, sender=None) -> int:
