@@ -82,7 +82,7 @@ def on_our_redis(redis_server, settings, monkeypatch):
     """This process's broker and cache (API throttles) on the test's own Redis."""
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "trackdesk.cache.RedisCache",
             "LOCATION": redis_server.url,
         }
     }
