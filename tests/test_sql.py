@@ -155,3 +155,37 @@ def test_a_value_the_query_changes_is_refused_rather_than_put_in_the_wrong_place
 
     with pytest.raises(ValueError, match="do not appear as parameters"):
         compiled.sql(day=timezone.now())
+
+
+def test_objects_compiled_once_come_with_their_related_rows(django_assert_num_queries):
+    compiled = CompiledOnce(
+        lambda ids, until: (
+            Delivery.objects.select_related("conversion__click", "postback")
+            .filter(pk__in=ids, next_attempt_at__lte=until)
+            .order_by("pk")
+        )
+    )
+    postback = PostbackFactory()
+    click = ClickFactory(affiliate=postback.affiliate)
+    made = [
+        Delivery.objects.create(
+            postback=postback,
+            conversion=ConversionFactory(affiliate=postback.affiliate, click=click),
+        )
+        for _ in range(3)
+    ]
+    ids, now = [d.pk for d in made], timezone.now()
+
+    for wanted in (ids[:2], ids[1:]):
+        with django_assert_num_queries(1):
+            found = compiled.objects(ids=wanted, until=now)
+            assert [d.conversion.click.cid for d in found] == [click.cid] * 2
+            assert {d.postback.url for d in found} == {postback.url}
+        expected = Delivery.objects.filter(pk__in=wanted).order_by("pk")
+        assert [stored(Delivery, d.pk) for d in expected] == [
+            {f.attname: getattr(d, f.attname) for f in Delivery._meta.concrete_fields}
+            | {"id": None, "created": None, "updated": None}
+            for d in found
+        ]
+        assert [d.conversion_id for d in found] == [d.conversion_id for d in expected]
+    assert compiled.objects(ids=ids[:1], until=now - timezone.timedelta(days=1)) == []

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from functools import cache
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db.models.query import get_related_populators
 
 # Values of these types go to these fields' columns as they are (what get_db_prep_save returns).
 _PLAIN = {
@@ -106,8 +107,7 @@ class CompiledOnce:
         self.build = build
         self.shapes: OrderedDict = OrderedDict()
 
-    def sql(self, fixed: dict | None = None, **values) -> tuple[str, list]:
-        """SQL and parameters of build(**fixed, **values)."""
+    def _compiled(self, fixed: dict | None, **values):
         fixed = fixed or {}
         lengths = ((name, len(v)) for name, v in values.items() if _many(v))
         key = (connection.vendor, *sorted(fixed.items()), *lengths)
@@ -116,18 +116,47 @@ class CompiledOnce:
             compiled = self.shapes[key] = self._compile(fixed, values)
             if len(self.shapes) > self.MAX_SHAPES:
                 self.shapes.popitem(last=False)
-        sql, params, slots = compiled
+        sql, params, slots, compiler = compiled
         flat = _flatten(values)
-        return sql, [
+        params = [
             param if slot is None else prep(flat[slot])
             for param, (slot, prep) in zip(params, slots, strict=True)
         ]
+        return sql, params, compiler
+
+    def sql(self, fixed: dict | None = None, **values) -> tuple[str, list]:
+        """SQL and parameters of build(**fixed, **values)."""
+        sql, params, _ = self._compiled(fixed, **values)
+        return sql, params
+
+    def objects(self, fixed: dict | None = None, **values) -> list:
+        """The model instances build(**fixed, **values) would give, select_related objects
+        included, made as Django's ModelIterable makes them (no annotations, no prefetch)."""
+        sql, params, compiler = self._compiled(fixed, **values)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        select, klass_info = compiler.select, compiler.klass_info
+        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        names = [column[0].target.attname for column in select[start:end]]
+        related = get_related_populators(klass_info, select, connection.alias)
+        found = []
+        for row in compiler.results_iter([rows]):
+            obj = klass_info["model"].from_db(connection.alias, names, row[start:end])
+            for populator in related:
+                populator.populate(row, obj)
+            found.append(obj)
+        return found
 
     def _compile(self, fixed: dict, values: dict):
         standins, made = {}, _Standins()
         for name, value in values.items():
             standins[name] = [made.like(v) for v in value] if _many(value) else made.like(value)
-        sql, params = self.build(**fixed, **standins).query.sql_with_params()
+        query = self.build(**fixed, **standins).query
+        if query.annotation_select or query.extra_select:
+            raise ValueError("CompiledOnce takes no annotations or extra columns")
+        compiler = query.get_compiler(DEFAULT_DB_ALIAS)
+        sql, params = compiler.as_sql()
         slots, found = [], set()
         for param in params:
             slot = made.slot_of(param)
@@ -137,7 +166,7 @@ class CompiledOnce:
         missing = set(range(made.count)) - found
         if missing:
             raise ValueError(f"{len(missing)} values do not appear as parameters of the query")
-        return sql, list(params), slots
+        return sql, list(params), slots, compiler
 
 
 def _many(value) -> bool:

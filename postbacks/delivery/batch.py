@@ -66,12 +66,7 @@ def claim_batch(limit: int, *, skip_postbacks=(), postbacks=None) -> list[Delive
     if not ids:
         return []
     # Rows carrying our exact claim time are ours (always all of them; checked anyway).
-    related = ["conversion__click", "conversion__conversion_type"]
-    if postbacks is None:
-        related.append("postback")
-    claimed = list(
-        Delivery.objects.select_related(*related).filter(pk__in=ids, claimed_until=until).order_by()
-    )
+    claimed = _CLAIMED.objects({"with_postback": postbacks is None}, ids=ids, until=until)
     if postbacks is not None:
         found = postbacks.get({delivery.postback_id for delivery in claimed})
         # A postback deleted since the claim took its deliveries with it: nothing to send.
@@ -97,6 +92,19 @@ def _claimable(now, skip: list[int], limit: int | None = None):
 
 # Compiled once per limit and number of skipped postbacks; each claim puts in its time and ids.
 _CLAIMABLE = CompiledOnce(_claimable)
+
+
+def _claimed(ids: list[int], until, with_postback: bool):
+    """The deliveries just claimed, with what rendering them reads."""
+    related = ["conversion__click", "conversion__conversion_type"]
+    if with_postback:
+        related.append("postback")
+    claimed = Delivery.objects.select_related(*related).filter(pk__in=ids, claimed_until=until)
+    return claimed.order_by()
+
+
+# Compiled once per number of rows claimed (one on a trickle) and each way of reading postbacks.
+_CLAIMED = CompiledOnce(_claimed)
 
 
 def _claim(now, skip: list[int], limit: int, until) -> list[int]:
