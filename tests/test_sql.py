@@ -12,7 +12,7 @@ from conversions.models import Conversion
 from postbacks.delivery import batch
 from postbacks.models import Delivery, DeliveryAttempt
 from tests.factories import ClickFactory, ConversionFactory, PostbackFactory, conversion_type
-from trackdesk.sql import CompiledOnce, insert_rows
+from trackdesk.sql import CompiledOnce, insert_rows, update_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -189,3 +189,29 @@ def test_objects_compiled_once_come_with_their_related_rows(django_assert_num_qu
         ]
         assert [d.conversion_id for d in found] == [d.conversion_id for d in expected]
     assert compiled.objects(ids=ids[:1], until=now - timezone.timedelta(days=1)) == []
+
+
+def test_update_rows_writes_the_named_fields_as_save_would():
+    postback = PostbackFactory()
+    rows = [
+        Delivery.objects.create(postback=postback, conversion=ConversionFactory()) for _ in range(3)
+    ]
+    later = timezone.now() + timezone.timedelta(hours=1)
+    for n, row in enumerate(rows[:2]):
+        row.state, row.last_status_code, row.last_error = "retrying", 500 + n, f"ü {n}"
+        row.next_attempt_at, row.finished_at, row.status = later, None, "changed, not named"
+
+    assert (
+        update_rows(
+            Delivery, rows[:2], ["state", "last_status_code", "last_error", "next_attempt_at"]
+        )
+        == 2
+    )
+    assert update_rows(Delivery, [rows[2]], ["attempts"]) == 1  # one row: a plain execute
+
+    for n, row in enumerate(rows[:2]):
+        row.refresh_from_db()
+        assert (row.state, row.last_status_code, row.last_error) == ("retrying", 500 + n, f"ü {n}")
+        assert row.next_attempt_at == later and row.status != "changed, not named"
+    rows[2].refresh_from_db()
+    assert rows[2].state == "pending" and rows[2].attempts == 0

@@ -43,6 +43,24 @@ def insert_rows(model: type[models.Model], objs) -> int:
     return len(objs)
 
 
+def update_rows(model: type[models.Model], objs, names) -> int:
+    """UPDATE the fields `names` of every object, by primary key, with one prepared statement
+    run for all of them; returns how many. Values are prepared as insert_rows prepares them.
+
+    Much cheaper than bulk_update's CASE expressions for a few hundred rows, and on PostgreSQL
+    cheaper in CPU than one UPDATE ... FROM (VALUES ...): Django binds parameters on the
+    client, and quoting 2,750 of them into one statement took 17-23 ms per 250 rows against
+    11 ms."""
+    objs = list(objs)
+    if not objs:
+        return 0
+    db = connections[DEFAULT_DB_ALIAS]
+    sql, columns = _update_statement(model, tuple(names), db.vendor)
+    params = [[column.value(obj, db, add=False) for column in columns] + [obj.pk] for obj in objs]
+    execute_each(sql, params)
+    return len(objs)
+
+
 def execute_each(sql: str, params: list) -> None:
     """Run `sql` once per parameter list: executemany for several, but a plain execute for one
     (the common case of a single conversion or a trickle's one delivery), which on PostgreSQL
@@ -64,8 +82,8 @@ class _Column:
         target = field.target_field if field.is_relation else field
         self.plain = {kind for kind, fields in _PLAIN.items() if isinstance(target, fields)}
 
-    def value(self, obj, db):
-        value = self.field.pre_save(obj, True) if self.pre_save else getattr(obj, self.attname)
+    def value(self, obj, db, add: bool = True):
+        value = self.field.pre_save(obj, add) if self.pre_save else getattr(obj, self.attname)
         if value is None or type(value) in self.plain:
             return value
         return self.field.get_db_prep_save(value, db)
@@ -217,3 +235,12 @@ def _hashable(value):
     except TypeError:
         return repr(value)
     return (type(value), value)
+
+
+@cache
+def _update_statement(model, names: tuple, vendor: str) -> tuple[str, list[_Column]]:
+    fields = [model._meta.get_field(name) for name in names]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    table, key = quote(model._meta.db_table), quote(model._meta.pk.column)
+    return f"UPDATE {table} SET {assignments} WHERE {key} = %s", [_Column(f) for f in fields]
