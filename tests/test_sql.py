@@ -6,12 +6,14 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conversions.models import Conversion
 from postbacks.delivery import batch
 from postbacks.models import Delivery, DeliveryAttempt
 from tests.factories import ClickFactory, ConversionFactory, PostbackFactory, conversion_type
+from trackdesk import sql
 from trackdesk.sql import CompiledOnce, insert_rows, update_rows
 
 pytestmark = pytest.mark.django_db
@@ -42,26 +44,40 @@ def stored(model, pk) -> dict:
     }
 
 
-def test_rows_read_back_as_bulk_create_writes_them():
+@pytest.mark.parametrize("count", [1, 2, sql.COPY_FROM])  # execute, executemany, COPY (PG)
+def test_rows_read_back_as_bulk_create_writes_them(count):
     click = ClickFactory()
-    ours, theirs = conversion(click, "a"), conversion(click, "b")
+    ours = [conversion(click, f"a{n}") for n in range(count)]
+    ours[-1].adv_s2 = "tab\there, new\nline, back\\slash, \\N"  # COPY's own escapes
+    theirs = conversion(click, "b")
+    theirs.adv_s2 = ours[-1].adv_s2
 
-    assert insert_rows(Conversion, [ours]) == 1
+    with CaptureQueriesContext(connection) as queries:
+        assert insert_rows(Conversion, ours) == count
     Conversion.objects.bulk_create([theirs])
+    copied = connection.vendor == "postgresql" and count >= sql.COPY_FROM
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert len(statements) == 1 and statements[0].startswith("COPY") == copied
 
-    mine, reference = stored(Conversion, ours.pk), stored(Conversion, theirs.pk)
-    assert mine.pop("transaction_id") == "a" and reference.pop("transaction_id") == "b"
+    mine, reference = stored(Conversion, ours[-1].pk), stored(Conversion, theirs.pk)
+    assert mine.pop("transaction_id") == f"a{count - 1}" and reference.pop("transaction_id") == "b"
     assert mine == reference
     assert mine["payout"] == Decimal("123456789.123456") and mine["revenue"] is None
-    read = Conversion.objects.get(pk=ours.pk)
+    read = Conversion.objects.get(pk=ours[0].pk)
     assert abs(read.created - timezone.now()).total_seconds() < 60 and read.updated
-    assert not ours._state.adding  # a later save() updates the row
+    assert not ours[0]._state.adding  # a later save() updates the row
+    assert Conversion.objects.filter(transaction_id__startswith="a").count() == count
 
 
-def test_json_and_generated_keys_are_written_for_attempts():
+@pytest.mark.parametrize("count", [1, sql.COPY_FROM])
+def test_json_and_generated_keys_are_written_for_attempts(count):
     delivery = Delivery.objects.create(
         postback=PostbackFactory(), conversion=ConversionFactory(), status="pending"
     )
+    attempts = [
+        DeliveryAttempt(delivery=delivery, number=n + 2, method="GET", url="https://t.example/")
+        for n in range(count - 1)
+    ]
     attempt = DeliveryAttempt(
         delivery=delivery,
         number=1,
@@ -74,9 +90,10 @@ def test_json_and_generated_keys_are_written_for_attempts():
         duration_ms=12,
     )
 
-    insert_rows(DeliveryAttempt, [attempt])
+    assert insert_rows(DeliveryAttempt, [attempt, *attempts]) == count
 
-    row = DeliveryAttempt.objects.get(delivery=delivery)
+    assert DeliveryAttempt.objects.filter(delivery=delivery).count() == count
+    row = DeliveryAttempt.objects.get(delivery=delivery, number=1)
     assert row.request_headers == attempt.request_headers
     assert (row.response_status, row.duration_ms, row.number) == (204, 12, 1)
     assert abs(row.started_at - timezone.now()).total_seconds() < 60

