@@ -84,23 +84,36 @@ EVENTS_AT_ONCE = 500  # 6 parameters each: well inside SQLite's 32,766
 def _insert_matching(events) -> list[int]:
     if not events:
         return []
-    cast = _CASTS[connection.vendor]
-    row = "(" + ", ".join(cast.get(kind, "%s") for kind in _EVENT_KINDS) + ")"
-    params = []
-    for conversion, change in events:
-        params += [
+    rows = [
+        (
             _CONVERSION_PK.get_db_prep_value(conversion.pk, connection),
             conversion.affiliate_id,
             conversion.offer_id,
             conversion.conversion_type_id,
             change.pk,
             change.to_status,
-        ]
+        )
+        for conversion, change in events
+    ]
+    if connection.vendor == "postgresql":
+        # One array per column, unnested into rows: 6 parameters however many events, where a
+        # VALUES list of 500 rows had 3,000 for psycopg to split out of the query text on the
+        # client (a fifth of a bulk call) and for PostgreSQL to plan.
+        arrays = ", ".join(f"%s::{kind}[]" for kind in _EVENT_KINDS)
+        names = ", ".join(f"column{n}" for n in range(1, len(_EVENT_KINDS) + 1))
+        source, params = (
+            f"unnest({arrays}) AS e({names})",
+            [list(c) for c in zip(*rows, strict=True)],
+        )
+    else:
+        row = "(" + ", ".join(["%s"] * len(_EVENT_KINDS)) + ")"
+        source = f"(VALUES {', '.join([row] * len(events))}) e"
+        params = [value for values in rows for value in values]
     columns, values, fixed = _delivery_columns()
     where = _matching_where(**_EVENT_COLUMNS)
     sql = (
         f"INSERT INTO {_quote(Delivery._meta.db_table)} ({columns}) "
-        f"SELECT {values} FROM (VALUES {', '.join([row] * len(events))}) e "
+        f"SELECT {values} FROM {source} "
         f"JOIN {_POSTBACK} p ON p.affiliate_id = e.column2 WHERE {where} "
         "ORDER BY e.column5, p.id RETURNING id"
     )
@@ -118,15 +131,11 @@ _CONVERSION_PK = Conversion._meta.pk
 _TYPES = Postback.conversion_types.through._meta.db_table
 _OFFERS = Postback.offers.through._meta.db_table
 
-# The events' VALUES columns (column1..6 on both databases) and their types for PostgreSQL.
+# The events' columns (column1..6 on both databases) and their types for PostgreSQL's arrays.
 _EVENT_KINDS = ("uuid", "bigint", "bigint", "bigint", "bigint", "text")
 _EVENT_COLUMNS = dict(
     affiliate="e.column2", offer="e.column3", conversion_type="e.column4", status="e.column6"
 )
-_CASTS = {
-    "postgresql": {kind: f"%s::{kind}" for kind in _EVENT_KINDS},
-    "sqlite": {},
-}
 
 # Which postbacks fire for an event: the one statement of the rule (not_fired_reasons says the
 # same for rows in hand; tests/test_hot_paths.py keeps the two in agreement). Active, of the
