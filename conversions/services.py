@@ -303,17 +303,22 @@ def _first_status_changes(conversions: list[Conversion], source: str):
     key = Conversion._meta.pk
     for start in range(0, len(conversions), 5000):  # within SQLite's 32,766 parameters
         chunk = conversions[start : start + 5000]
-        marks = ", ".join(["%s"] * len(chunk))
+        ids = [key.get_db_prep_value(c.pk, connection) for c in chunk]
+        if connection.vendor == "postgresql":  # one array, not a parameter per id to bind
+            which, ids = "= ANY(%s::uuid[])", [ids]
+        else:
+            which = f"IN ({', '.join(['%s'] * len(chunk))})"
         sql = (
             f"INSERT INTO {quote(history)} "
             "(conversion_id, from_status, to_status, source, created) "
-            f"SELECT id, '', status, %s, %s FROM {quote(table)} WHERE id IN ({marks}) "
+            f"SELECT id, '', status, %s, %s FROM {quote(table)} WHERE id {which} "
             "RETURNING id, conversion_id"
         )
         params = [
             source,
             ConversionStatusChange._meta.get_field("created").get_db_prep_save(now, connection),
-        ] + [key.get_db_prep_value(c.pk, connection) for c in chunk]
+            *ids,
+        ]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
