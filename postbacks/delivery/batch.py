@@ -196,32 +196,24 @@ def record_many(
 ) -> None:
     """Log finished attempts and move their deliveries on, then tell the breaker (`clean`: the
     endpoints the drain's last look found healthy, see breaker.record_outcomes)."""
-    waited_for = save_many(finished)
+    save_many(finished)
     metrics.record_attempts(finished, not_sent=single.NotSent)
-    ordering.release_next(waited_for)
+    ordering.release_next([delivery for delivery, _, _ in finished])
     sent = [(d, result) for d, _, result in finished if not isinstance(result, single.NotSent)]
     breaker.record_outcomes(sent, clean)
 
 
-def save_many(finished: list[tuple[Delivery, DeliveryAttempt, HttpResult]]) -> list[Delivery]:
+def save_many(finished: list[tuple[Delivery, DeliveryAttempt, HttpResult]]) -> None:
     """Save the attempts and the deliveries' next states in one transaction; should that fail,
     one by one, so that one row the database refuses leaves no other unrecorded (to be sent
-    again once its claim expires). Then raises the error, if one delivery stays unrecorded.
-
-    Returns the deliveries a later one may wait for, for ordering.release_next: every one of a
-    batch; for a single delivery (a trickle's), only one its outcome's UPDATE found waited for
-    (single.update_outcome), which spares the trickle a look-up per delivery."""
+    again once its claim expires). Then raises the error, if one delivery stays unrecorded."""
     for delivery, attempt, result in finished:
         single.apply_result(delivery, attempt, result)
-    deliveries = [delivery for delivery, _, _ in finished]
     try:
         with transaction.atomic():
             insert_rows(DeliveryAttempt, [attempt for _, attempt, _ in finished])
-            if len(deliveries) == 1:
-                waited = single.update_outcome(deliveries[0]) and deliveries[0].is_finished
-                return deliveries if waited else []
-            update_rows(Delivery, deliveries, single.RECORDED_FIELDS)
-        return deliveries
+            update_rows(Delivery, [delivery for delivery, _, _ in finished], single.RECORDED_FIELDS)
+        return
     except Exception:
         log.exception("Recording %d attempts at once failed; one by one now", len(finished))
     failed = None
@@ -232,7 +224,6 @@ def save_many(finished: list[tuple[Delivery, DeliveryAttempt, HttpResult]]) -> l
             failed = exc
     if failed is not None:
         raise failed
-    return deliveries
 
 
 def drain(*, budget: float | None = None, sender=None) -> int:

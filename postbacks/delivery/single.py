@@ -204,11 +204,11 @@ def _save(delivery: Delivery, attempt: DeliveryAttempt) -> bool:
     with transaction.atomic():
         attempt.pk, attempt._state.adding = None, True  # an insert, even after a failed one
         attempt.save()
-        later_waits = update_outcome(delivery)
+        later_waits = _update_outcome(delivery)
     return later_waits and delivery.is_finished
 
 
-def update_outcome(delivery: Delivery) -> bool:
+def _update_outcome(delivery: Delivery) -> bool:
     """Save RECORDED_FIELDS of the delivery and say, in the same statement, whether an open
     delivery of a later status change of its conversion to its postback exists (one that waits
     for this one): one statement where a save and a look-up were two."""
