@@ -1,10 +1,12 @@
 """Statements built once per process for the paths that run them the most: many rows written
-with one prepared INSERT (`insert_rows`), and a query compiled once per shape (`CompiledOnce`).
+with one prepared INSERT or UPDATE (`insert_rows`, `update_rows`), and a query compiled once per
+shape (`CompiledOnce`).
 
 `bulk_create` compiles a statement with a placeholder per value, asking every field of every
 object for its SQL: for 1,000 conversions of 25 columns that compilation took most of the bulk
 endpoint's database time. `insert_rows` builds the INSERT once per model and database and runs it
-for all rows (executemany: on SQLite one prepared statement, on PostgreSQL psycopg's pipeline).
+for all rows (`execute_each`: one row by execute, several by executemany; on PostgreSQL 50 rows
+or more by COPY).
 Values are prepared by the fields themselves, as `bulk_create` does (`pre_save` then
 `get_db_prep_save`), except plain text, integers and booleans, which pass as they are.
 
