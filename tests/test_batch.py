@@ -134,6 +134,36 @@ def test_claims_racing_on_separate_connections_never_take_a_row_twice():
     assert set(Delivery.objects.values_list("attempts", flat=True)) == {1}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_that_takes_the_message_at_once_can_claim_the_delivery(monkeypatch, orm_broker):
+    """The sweeper, release_next and the probe mark enqueued_at, then send the message. A
+    worker may take it before this process goes on; were the mark not committed yet, its claim
+    (FOR UPDATE SKIP LOCKED) would pass over the locked row, find nothing, and the delivery
+    would wait for a sweep minutes later (the e2e ordering test caught this on Redis)."""
+    if orm_broker:
+        pytest.skip("the ORM broker's message commits with the mark: no worker sees it before")
+    (delivery,) = make_deliveries(1)
+    claimed, errors = [], []
+
+    def worker_takes_it_at_once(delivery_id):
+        def claim():
+            try:
+                claimed.extend(d.pk for d in batch.claim_batch(10))
+            except Exception as exc:  # shown by the assertion below
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=claim)
+        thread.start()
+        thread.join(timeout=30)
+
+    monkeypatch.setattr(queue, "send_to_broker", worker_takes_it_at_once)
+    assert queue.enqueue([delivery.pk]) == 1
+    assert errors == []
+    assert claimed == [delivery.pk]
+
+
 def test_a_claim_is_one_statement_and_one_read_of_what_it_took():
     make_deliveries(3)
 

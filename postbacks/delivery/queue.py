@@ -60,18 +60,23 @@ def enqueue(delivery_ids, *, marked: bool = False) -> int:
     Returns how many deliveries were queued: none when the broker cannot take them (Redis down,
     the ORM broker's table locked). That is logged, never raised: the delivery rows are stored,
     and the sweeper queues them once the broker is back, so a conversion is never refused for it.
+
+    On a broker outside the database the message goes out only once enqueued_at is committed
+    (so call it outside a transaction; enqueue_on_commit waits for one): a worker may take the
+    message at once, and while this write held the rows its claim would pass over them (FOR
+    UPDATE SKIP LOCKED), find nothing, and leave them to the sweeper, minutes later.
     """
     ids = list(delivery_ids)
     if not ids:
         return 0
+    outbox = broker_writes_to_database()
     try:
-        # One transaction: with the ORM broker the task rows commit together with enqueued_at
+        # With the ORM broker one transaction: the task rows commit together with enqueued_at
         # (one write on SQLite), and django-q2 does not close the connection as in autocommit.
-        # New deliveries on the Redis broker write nothing here: no empty transaction then.
-        writes = not marked or broker_writes_to_database()
-        with transaction.atomic() if writes else contextlib.nullcontext():
+        with transaction.atomic() if outbox else contextlib.nullcontext():
             if not marked:
                 Delivery.objects.filter(pk__in=ids).update(enqueued_at=timezone.now())
+                marked = not outbox  # committed already: to be cleared if the broker fails
             # With concurrent dispatch a task drains a batch: one per batch will do.
             step = conf.batch_size() if conf.concurrent_dispatch() else 1
             for delivery_id in ids[::step]:
