@@ -14,7 +14,7 @@ from postbacks.delivery import batch
 from postbacks.models import Delivery, DeliveryAttempt
 from tests.factories import ClickFactory, ConversionFactory, PostbackFactory, conversion_type
 from trackdesk import sql
-from trackdesk.sql import CompiledOnce, insert_rows, update_rows
+from trackdesk.sql import CompiledOnce, insert_rows, update_row, update_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -232,3 +232,24 @@ def test_update_rows_writes_the_named_fields_as_save_would():
         assert row.next_attempt_at == later and row.status != "changed, not named"
     rows[2].refresh_from_db()
     assert rows[2].state == "pending" and rows[2].attempts == 0
+
+
+def test_update_row_writes_one_object_and_returns_what_it_asks_for():
+    delivery = Delivery.objects.create(
+        postback=PostbackFactory(), conversion=ConversionFactory(), status="pending"
+    )
+    delivery.state, delivery.last_status_code, delivery.status = "failed", 404, "not named"
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+
+    row = update_row(
+        delivery, ["state", "last_status_code"], f"{table}.attempts + %s, {table}.status", [7]
+    )
+
+    assert row == (7, "pending")  # RETURNING reads the row as the update left it
+    assert update_row(delivery, ["last_status_code"]) is None
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.last_status_code, delivery.status) == (
+        "failed",
+        404,
+        "pending",
+    )

@@ -26,6 +26,7 @@ from postbacks.models import (
 from postbacks.rendering import RenderError, WaitingForRate, render_request
 from postbacks.transport import policy, requests_sender, signing
 from postbacks.transport.policy import USER_AGENT, HttpResult
+from trackdesk.sql import update_row
 
 RETRY_AFTER_CAP = 24 * 3600
 
@@ -212,21 +213,15 @@ def _update_outcome(delivery: Delivery) -> bool:
     """Save RECORDED_FIELDS of the delivery and say, in the same statement, whether an open
     delivery of a later status change of its conversion to its postback exists (one that waits
     for this one): one statement where a save and a look-up were two."""
-    fields = [Delivery._meta.get_field(name) for name in RECORDED_FIELDS]
-    quote = connection.ops.quote_name
-    table = quote(Delivery._meta.db_table)
+    table = connection.ops.quote_name(Delivery._meta.db_table)
     states = ", ".join("%s" for _ in OPEN_STATES)
-    sql = (
-        f"UPDATE {table} SET {', '.join(f'{quote(f.column)} = %s' for f in fields)} "
-        f"WHERE id = %s RETURNING EXISTS (SELECT 1 FROM {table} later "
+    later_waits = (
+        f"EXISTS (SELECT 1 FROM {table} later "
         f"WHERE later.postback_id = {table}.postback_id "
         f"AND later.conversion_id = {table}.conversion_id "
         f"AND later.status_change_id > {table}.status_change_id AND later.state IN ({states}))"
     )
-    params = [f.get_db_prep_save(getattr(delivery, f.attname), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, delivery.pk, *OPEN_STATES])
-        row = cursor.fetchone()
+    row = update_row(delivery, RECORDED_FIELDS, later_waits, OPEN_STATES)
     return bool(row and row[0])
 
 
