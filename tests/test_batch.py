@@ -230,6 +230,31 @@ def test_a_hanging_receiver_gets_a_bounded_share_and_others_still_go_out(setting
     assert DeliveryAttempt.objects.count() == 32
 
 
+def test_a_drain_waiting_for_a_hanging_request_sends_what_falls_due_meanwhile():
+    """The drain took all that was due and waits for one hanging request; a conversion saved
+    meanwhile queues a task that may need this very worker, so the drain itself sends it while
+    the hanging request is still out (not after it, as once: up to the read timeout later)."""
+    make_deliveries(1, url="https://hang.example.com/pb?c={affS1}")
+    sender = FakeSender(hang_seconds=1.0)
+    submit, hanging, later, hang_was_out = sender.submit, [], [], []
+
+    def submit_and_note(method, url, headers, body=""):
+        future = submit(method, url, headers, body)
+        if not hanging:
+            hanging.append(future)  # saved while the hanging request is out:
+            later.extend(make_deliveries(1, url="https://healthy.example.com/pb?c={affS1}"))
+        else:
+            hang_was_out.append(not hanging[0].done())
+        return future
+
+    sender.submit = submit_and_note
+    assert batch.drain(sender=sender) == 2
+
+    later[0].refresh_from_db()
+    assert later[0].state == DeliveryState.SUCCESS
+    assert hang_was_out == [True]
+
+
 def test_spent_budget_hands_the_rest_to_another_task(broker_calls, settings):
     settings.POSTBACK_BATCH_SIZE = 2
     make_deliveries(5)

@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 TICK = 0.02
 # At most this many postback ids in a claim's "not these postbacks" list.
 MAX_SKIPPED = 500
+# Seconds between claims of a drain that found everything due taken but still waits for its
+# requests (a slow or hanging receiver): what falls due meanwhile is not left waiting for a
+# worker until the slowest request ends (up to the read timeout).
+LOOK_AGAIN = 0.05
 
 
 def claim_batch(limit: int, *, skip_postbacks=(), postbacks=None) -> list[Delivery]:
@@ -261,6 +265,7 @@ class _Drain:
         self.out_of_time = False
         self.held_back = False
         self.all_due_taken = False
+        self.claimed_at = 0.0
 
     def loop(self) -> None:
         while True:
@@ -311,8 +316,11 @@ class _Drain:
         # The query knows postbacks, not hosts: skip the postbacks seen for a busy endpoint (up
         # to MAX_SKIPPED, to keep the query small); _within_share hands back any others.
         skip = sorted({pk for key in busy for pk in self.postbacks.get(key, ())})[:MAX_SKIPPED]
-        if self.all_due_taken:
+        if self.all_due_taken and (
+            not self.in_flight or time.monotonic() - self.claimed_at < LOOK_AGAIN
+        ):
             return []
+        self.claimed_at = time.monotonic()
         found = claim_batch(limit, skip_postbacks=skip, postbacks=self.postback_rows)
         # Backed-off endpoints first: all they claimed is deferred, none of it handed back.
         claimed = self._within_share(breaker.defer_open_endpoints(found, self.clean))
@@ -320,7 +328,8 @@ class _Drain:
         # else was due. Deliveries due later come with their own task (new ones on commit,
         # retries from the sweeper), so this drain only finishes what it sent, without a claim
         # every tick (on a trickle of one conversion per task those were most of a worker's
-        # work).
+        # work); while a request stays out it looks again every LOOK_AGAIN seconds, since the
+        # task of what falls due meanwhile may be waiting for this very worker.
         self.all_due_taken = not skip and len(found) < limit and len(claimed) == len(found)
         if claimed:
             self.start(claimed)
