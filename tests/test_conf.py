@@ -59,3 +59,12 @@ def test_alert_mail_goes_to_the_console_while_debug_else_to_the_email_url(monkey
         True,
     )
     assert module["EMAIL_TIMEOUT"] == 10
+
+
+def test_workers_are_replaced_for_memory_not_every_few_hundred_tasks():
+    """django-q2's default replaces each worker after 500 tasks; both workers reached it
+    together every 10 s at 100 conversions/s, and none ran until the guard's next round."""
+    from django_q.conf import Conf
+
+    assert Conf.RECYCLE >= 10_000
+    assert Conf.MAX_RSS and Conf.MAX_RSS >= 256 * 1024  # kB: a leak still ends a worker

@@ -122,6 +122,12 @@ Q_CLUSTER = {
     "save_limit": -1,
     "catch_up": False,
     "queue_limit": env.int("Q_WORKERS", default=2) * 2,
+    # django-q2 replaces a worker after 500 tasks by default: at 100 conversions/s both workers
+    # reached it together every 10 s and no worker ran until the guard's next round (up to
+    # 0.5 s), which was the commit -> sink p99 of the latency benchmark. Memory, which the
+    # recycling guards, is capped instead (kB; our caches are bounded).
+    "recycle": 20_000,
+    "max_rss": 1024 * 1024,
     "label": "Task queue",
 }
 if REDIS_URL:
