@@ -255,6 +255,28 @@ def test_a_drain_waiting_for_a_hanging_request_sends_what_falls_due_meanwhile():
     assert hang_was_out == [True]
 
 
+def test_a_task_queued_before_a_claim_that_took_everything_due_runs_no_statement(
+    monkeypatch, django_assert_num_queries
+):
+    """Tasks queued while both workers were busy pile up; once the workers are free each one
+    would run a claim for deliveries an earlier drain has sent. One queued more than
+    CLOCK_SLACK before a claim that took everything due returns at once; a later one claims."""
+    wall = [1000.0]
+    monkeypatch.setattr(batch, "_wall", lambda: wall[0])
+    make_deliveries(2)
+    queued_at = wall[0]  # a task for them, queued after they were committed
+    wall[0] += batch.CLOCK_SLACK + 0.5  # another task's drain, later, takes both
+    assert batch.drain(sender=FakeSender()) == 2
+
+    with django_assert_num_queries(0):
+        assert batch.drain(sender=FakeSender(), queued_at=queued_at) == 0
+
+    (new,) = make_deliveries(1)  # a task queued after that claim still runs one
+    assert batch.drain(sender=FakeSender(), queued_at=wall[0]) == 1
+    new.refresh_from_db()
+    assert new.state == DeliveryState.SUCCESS
+
+
 def test_spent_budget_hands_the_rest_to_another_task(broker_calls, settings):
     settings.POSTBACK_BATCH_SIZE = 2
     make_deliveries(5)

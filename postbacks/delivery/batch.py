@@ -230,12 +230,23 @@ def save_many(finished: list[tuple[Delivery, DeliveryAttempt, HttpResult]]) -> N
         raise failed
 
 
-def drain(*, budget: float | None = None, sender=None) -> int:
+def drain(*, budget: float | None = None, sender=None, queued_at: float | None = None) -> int:
     """Send due deliveries concurrently until none is due or the budget is spent.
 
     Returns how many attempts were made. `sender` is a ConcurrentSender; by default the
     process's shared one (aiohttp_sender.shared_sender), kept open between drains.
+
+    `queued_at`: when the task was queued (time.time(), its deliveries committed by then). A
+    claim of this process that began later and took everything due (_Drain.all_due_taken) took
+    those deliveries too, or found them not claimable, and what makes them claimable queues
+    them again (release_next, the breaker, the sweeper): the task returns at once, without a
+    statement. Tasks pile up behind workers whose drains wait for hanging requests (while those
+    drains send what falls due); once the requests time out, a thousand such tasks each ran a
+    claim, and that storm slowed the API for seconds. CLOCK_SLACK covers the clocks of other
+    hosts.
     """
+    if queued_at is not None and queued_at + CLOCK_SLACK < _all_taken_at:
+        return 0
     budget = conf.drain_seconds() if budget is None else budget
     run = _Drain(sender, deadline=time.monotonic() + budget)
     try:
@@ -320,7 +331,7 @@ class _Drain:
             not self.in_flight or time.monotonic() - self.claimed_at < LOOK_AGAIN
         ):
             return []
-        self.claimed_at = time.monotonic()
+        self.claimed_at, began = time.monotonic(), _wall()
         found = claim_batch(limit, skip_postbacks=skip, postbacks=self.postback_rows)
         # Backed-off endpoints first: all they claimed is deferred, none of it handed back.
         claimed = self._within_share(breaker.defer_open_endpoints(found, self.clean))
@@ -331,6 +342,8 @@ class _Drain:
         # work); while a request stays out it looks again every LOOK_AGAIN seconds, since the
         # task of what falls due meanwhile may be waiting for this very worker.
         self.all_due_taken = not skip and len(found) < limit and len(claimed) == len(found)
+        if self.all_due_taken:
+            _took_all_due(began)
         if claimed:
             self.start(claimed)
         # What the claim found, sent or not: a batch that was all deferred or handed back does
@@ -443,8 +456,23 @@ _windows: dict[str, int] = {}
 
 def forget_windows() -> None:
     """Start every endpoint's slow start afresh in this process (tests call it between cases,
-    since they reuse endpoints that an earlier case may have shrunk or grown)."""
+    since they reuse endpoints that an earlier case may have shrunk or grown), and forget when
+    a claim last took everything due."""
+    global _all_taken_at
     _windows.clear()
+    _all_taken_at = 0.0
+
+
+# When (time.time()) the latest claim of this process that took everything due began; a task
+# queued more than CLOCK_SLACK seconds before it has nothing left to do (see drain).
+_all_taken_at = 0.0
+CLOCK_SLACK = 1.0
+_wall = time.time
+
+
+def _took_all_due(began: float) -> None:
+    global _all_taken_at
+    _all_taken_at = max(_all_taken_at, began)
 
 
 def endpoint_of(postback) -> str:

@@ -8,6 +8,7 @@ delivery before sending (postbacks/delivery/single.py, postbacks/delivery/batch.
 import contextlib
 import functools
 import logging
+import time
 from datetime import timedelta
 
 from django.db import DatabaseError, transaction
@@ -36,10 +37,13 @@ def send_to_broker(delivery_id: int) -> None:
     """The one call that talks to django-q2 (tests replace it).
 
     Concurrent dispatch queues a task that sends whatever is due, this delivery among it, so
-    the task takes no argument; the id still names the task in django-q2's admin.
+    the task needs no delivery; the id still names the task in django-q2's admin. Outside a
+    transaction the rows are committed, and the task carries the time it was queued: a worker
+    that has since taken everything due skips it (batch.drain).
     """
     if conf.concurrent_dispatch():
-        func, args = "deliver_due", ()
+        committed = not transaction.get_connection().in_atomic_block
+        func, args = "deliver_due", (time.time(),) if committed else ()
     else:
         func, args = "deliver", (delivery_id,)
     async_task(
