@@ -255,14 +255,17 @@ def test_a_drain_waiting_for_a_hanging_request_sends_what_falls_due_meanwhile():
     assert hang_was_out == [True]
 
 
-def test_a_task_queued_before_a_claim_that_took_everything_due_runs_no_statement(
+def test_a_task_queued_before_a_claim_that_took_everything_due_claims_at_most_every_tick(
     monkeypatch, django_assert_num_queries
 ):
     """Tasks queued while both workers were busy pile up; once the workers are free each one
     would run a claim for deliveries an earlier drain has sent. One queued more than
-    CLOCK_SLACK before a claim that took everything due returns at once; a later one claims."""
+    CLOCK_SLACK before a claim that took everything due runs no statement, unless this process
+    has not claimed for a TICK (the tasks of new conversions wait behind it in the queue); a
+    task queued after that claim claims as always."""
     wall = [1000.0]
     monkeypatch.setattr(batch, "_wall", lambda: wall[0])
+    monkeypatch.setattr(batch, "TICK", 3600.0)
     make_deliveries(2)
     queued_at = wall[0]  # a task for them, queued after they were committed
     wall[0] += batch.CLOCK_SLACK + 0.5  # another task's drain, later, takes both
@@ -271,10 +274,15 @@ def test_a_task_queued_before_a_claim_that_took_everything_due_runs_no_statement
     with django_assert_num_queries(0):
         assert batch.drain(sender=FakeSender(), queued_at=queued_at) == 0
 
-    (new,) = make_deliveries(1)  # a task queued after that claim still runs one
-    assert batch.drain(sender=FakeSender(), queued_at=wall[0]) == 1
+    (new,) = make_deliveries(1)
+    monkeypatch.setattr(batch, "TICK", 0.0)  # no claim for that long: this one claims
+    assert batch.drain(sender=FakeSender(), queued_at=queued_at) == 1
     new.refresh_from_db()
     assert new.state == DeliveryState.SUCCESS
+
+    monkeypatch.setattr(batch, "TICK", 3600.0)
+    (newer,) = make_deliveries(1)  # a task queued after the last claim runs one
+    assert batch.drain(sender=FakeSender(), queued_at=wall[0]) == 1
 
 
 def test_spent_budget_hands_the_rest_to_another_task(broker_calls, settings):

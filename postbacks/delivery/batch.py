@@ -239,13 +239,18 @@ def drain(*, budget: float | None = None, sender=None, queued_at: float | None =
     `queued_at`: when the task was queued (time.time(), its deliveries committed by then). A
     claim of this process that began later and took everything due (_Drain.all_due_taken) took
     those deliveries too, or found them not claimable, and what makes them claimable queues
-    them again (release_next, the breaker, the sweeper): the task returns at once, without a
-    statement. Tasks pile up behind workers whose drains wait for hanging requests (while those
-    drains send what falls due); once the requests time out, a thousand such tasks each ran a
-    claim, and that storm slowed the API for seconds. CLOCK_SLACK covers the clocks of other
-    hosts.
+    them again (release_next, the breaker, the sweeper). Such a task has nothing of its own to
+    do, and claims only if this process has not claimed for a TICK: tasks pile up behind
+    workers whose drains wait for hanging requests (while those drains send what falls due),
+    and once the requests time out a thousand of them each ran a claim, a storm that slowed
+    the API for seconds; yet the tasks of new conversions wait behind them in the queue, so a
+    claim per tick still sends those. CLOCK_SLACK covers the clocks of other hosts.
     """
-    if queued_at is not None and queued_at + CLOCK_SLACK < _all_taken_at:
+    if (
+        queued_at is not None
+        and queued_at + CLOCK_SLACK < _all_taken_at
+        and time.monotonic() - _last_claim < TICK
+    ):
         return 0
     budget = conf.drain_seconds() if budget is None else budget
     run = _Drain(sender, deadline=time.monotonic() + budget)
@@ -331,7 +336,7 @@ class _Drain:
             not self.in_flight or time.monotonic() - self.claimed_at < LOOK_AGAIN
         ):
             return []
-        self.claimed_at, began = time.monotonic(), _wall()
+        self.claimed_at, began = _claiming(), _wall()
         found = claim_batch(limit, skip_postbacks=skip, postbacks=self.postback_rows)
         # Backed-off endpoints first: all they claimed is deferred, none of it handed back.
         claimed = self._within_share(breaker.defer_open_endpoints(found, self.clean))
@@ -458,9 +463,9 @@ def forget_windows() -> None:
     """Start every endpoint's slow start afresh in this process (tests call it between cases,
     since they reuse endpoints that an earlier case may have shrunk or grown), and forget when
     a claim last took everything due."""
-    global _all_taken_at
+    global _all_taken_at, _last_claim
     _windows.clear()
-    _all_taken_at = 0.0
+    _all_taken_at = _last_claim = 0.0
 
 
 # When (time.time()) the latest claim of this process that took everything due began; a task
@@ -468,6 +473,14 @@ def forget_windows() -> None:
 _all_taken_at = 0.0
 CLOCK_SLACK = 1.0
 _wall = time.time
+# When (time.monotonic()) a drain of this process last began a claim.
+_last_claim = 0.0
+
+
+def _claiming() -> float:
+    global _last_claim
+    _last_claim = time.monotonic()
+    return _last_claim
 
 
 def _took_all_due(began: float) -> None:
