@@ -1,6 +1,7 @@
 """Concurrent dispatch (postbacks/delivery/batch.py): batch claims, many in flight, bulk log."""
 
 import threading
+import time
 from collections import Counter
 from concurrent.futures import Future
 from datetime import timedelta
@@ -311,9 +312,24 @@ def test_enqueue_uses_the_concurrent_task_unless_switched_off(settings, monkeypa
     settings.POSTBACK_CONCURRENT_DISPATCH = False
     real_send_to_broker(6)
     assert sent == [
-        ("postbacks.delivery.tasks.deliver_due", ()),  # sends whatever is due: no id
+        ("postbacks.delivery.tasks.deliver_due", ()),  # whatever is due; in a transaction no time
         ("postbacks.delivery.tasks.deliver", (6,)),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_queued_outside_a_transaction_carries_the_time_it_was_queued(monkeypatch):
+    """Outside a transaction the deliveries are committed: the task says when it was queued,
+    so that a worker whose claim has since taken everything due can tell it is stale."""
+    sent = []
+    monkeypatch.setattr(
+        "postbacks.delivery.queue.async_task", lambda func, *a, **k: sent.append((func, a))
+    )
+    before = time.time()
+    real_send_to_broker(5)
+    ((func, (queued_at,)),) = sent
+    assert func == "postbacks.delivery.tasks.deliver_due"
+    assert before <= queued_at <= time.time()
 
 
 # --- circuit breaker (postbacks/delivery/breaker.py), the same rules as one delivery at a time

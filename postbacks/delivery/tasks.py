@@ -15,7 +15,8 @@ def deliver_due(queued_at: float | None = None) -> int:
     """Send every due delivery concurrently (postbacks/delivery/batch.py); `queued_at`: when
     the task was queued, if its deliveries were committed then (see batch.drain).
 
-    A message an older version queued (with a delivery id, or as postbacks.tasks.deliver_due)
+    A message an older version queued with a delivery id reads as a task queued long ago, which
+    claims unless its worker claimed within a tick. One queued as postbacks.tasks.deliver_due
     fails in the worker, and django-q2 records a failed task without stopping the worker; the
     delivery stays pending, so the sweeper enqueues it again after POSTBACK_STALE_AFTER.
     """
