@@ -265,7 +265,7 @@ def test_a_task_queued_before_a_claim_that_took_everything_due_claims_at_most_ev
     has not claimed for a TICK (the tasks of new conversions wait behind it in the queue); a
     task queued after that claim claims as always."""
     wall = [1000.0]
-    monkeypatch.setattr(batch, "_wall", lambda: wall[0])
+    monkeypatch.setattr(batch._ClaimClock, "wall", staticmethod(lambda: wall[0]))
     monkeypatch.setattr(batch, "TICK", 3600.0)
     make_deliveries(2)
     queued_at = wall[0]  # a task for them, queued after they were committed

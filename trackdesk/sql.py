@@ -1,7 +1,6 @@
 """Statements built once per process for the paths that run them the most: many rows written
 with one prepared INSERT or UPDATE (`insert_rows`, `update_rows`, `update_row` for one with a
-RETURNING), and a query compiled once per
-shape (`CompiledOnce`).
+RETURNING), and a query compiled once per shape (`CompiledOnce`).
 
 `bulk_create` compiles a statement with a placeholder per value, asking every field of every
 object for its SQL: for 1,000 conversions of 25 columns that compilation took most of the bulk
@@ -79,23 +78,26 @@ def update_rows(model: type[models.Model], objs, names) -> int:
         return 0
     db = connections[DEFAULT_DB_ALIAS]
     sql, columns = _update_statement(model, tuple(names), db.vendor)
-    params = [[column.value(obj, db, add=False) for column in columns] + [obj.pk] for obj in objs]
-    execute_each(sql, params)
+    execute_each(sql, [_update_params(obj, columns, db) for obj in objs])
     return len(objs)
 
 
 def update_row(obj: models.Model, names, returning: str = "", params=()) -> tuple | None:
     """UPDATE the fields `names` of one object, as update_rows does; with `returning` (SQL, its
     own `params` after the row's) the statement ends in RETURNING it and gives back the row."""
+    if not returning:
+        update_rows(type(obj), [obj], names)
+        return None
     db = connections[DEFAULT_DB_ALIAS]
     sql, columns = _update_statement(type(obj), tuple(names), db.vendor)
-    values = [column.value(obj, db, add=False) for column in columns]
     with connection.cursor() as cursor:
-        if not returning:
-            cursor.execute(sql, [*values, obj.pk])
-            return None
-        cursor.execute(f"{sql} RETURNING {returning}", [*values, obj.pk, *params])
+        cursor.execute(f"{sql} RETURNING {returning}", [*_update_params(obj, columns, db), *params])
         return cursor.fetchone()
+
+
+def _update_params(obj, columns, db) -> list:
+    """The SET values of update_rows' statement, then the key."""
+    return [column.value(obj, db, add=False) for column in columns] + [obj.pk]
 
 
 def execute_each(sql: str, params: list) -> None:

@@ -230,6 +230,40 @@ def save_many(finished: list[tuple[Delivery, DeliveryAttempt, HttpResult]]) -> N
         raise failed
 
 
+# Seconds a task's queue time must precede a claim that took everything due (other hosts' clocks).
+CLOCK_SLACK = 1.0
+
+
+class _ClaimClock:
+    """When this process's claims began: the latest (time.monotonic()), and the latest that took
+    everything due (wall-clock time, comparable with a task's `queued_at`; see drain)."""
+
+    wall = staticmethod(time.time)
+
+    def __init__(self):
+        self.last = self.all_taken = 0.0
+
+    def begin(self) -> tuple[float, float]:
+        self.last = time.monotonic()
+        return self.last, self.wall()
+
+    def took_all_due(self, began: float) -> None:
+        self.all_taken = max(self.all_taken, began)
+
+    def stale(self, queued_at: float) -> bool:
+        """A task queued then has nothing of its own to do, and this process claimed within a
+        tick."""
+        return queued_at + CLOCK_SLACK < self.all_taken and time.monotonic() - self.last < TICK
+
+
+_claims = _ClaimClock()
+
+
+def forget_claims() -> None:
+    """Forget this process's claims (tests call it between cases)."""
+    _claims.__init__()
+
+
 def drain(*, budget: float | None = None, sender=None, queued_at: float | None = None) -> int:
     """Send due deliveries concurrently until none is due or the budget is spent.
 
@@ -246,11 +280,7 @@ def drain(*, budget: float | None = None, sender=None, queued_at: float | None =
     the API for seconds; yet the tasks of new conversions wait behind them in the queue, so a
     claim per tick still sends those. CLOCK_SLACK covers the clocks of other hosts.
     """
-    if (
-        queued_at is not None
-        and queued_at + CLOCK_SLACK < _all_taken_at
-        and time.monotonic() - _last_claim < TICK
-    ):
+    if queued_at is not None and _claims.stale(queued_at):
         return 0
     budget = conf.drain_seconds() if budget is None else budget
     run = _Drain(sender, deadline=time.monotonic() + budget)
@@ -336,7 +366,7 @@ class _Drain:
             not self.in_flight or time.monotonic() - self.claimed_at < LOOK_AGAIN
         ):
             return []
-        self.claimed_at, began = _claiming(), _wall()
+        self.claimed_at, began = _claims.begin()
         found = claim_batch(limit, skip_postbacks=skip, postbacks=self.postback_rows)
         # Backed-off endpoints first: all they claimed is deferred, none of it handed back.
         claimed = self._within_share(breaker.defer_open_endpoints(found, self.clean))
@@ -348,7 +378,7 @@ class _Drain:
         # task of what falls due meanwhile may be waiting for this very worker.
         self.all_due_taken = not skip and len(found) < limit and len(claimed) == len(found)
         if self.all_due_taken:
-            _took_all_due(began)
+            _claims.took_all_due(began)
         if claimed:
             self.start(claimed)
         # What the claim found, sent or not: a batch that was all deferred or handed back does
@@ -461,31 +491,8 @@ _windows: dict[str, int] = {}
 
 def forget_windows() -> None:
     """Start every endpoint's slow start afresh in this process (tests call it between cases,
-    since they reuse endpoints that an earlier case may have shrunk or grown), and forget when
-    a claim last took everything due."""
-    global _all_taken_at, _last_claim
+    since they reuse endpoints that an earlier case may have shrunk or grown)."""
     _windows.clear()
-    _all_taken_at = _last_claim = 0.0
-
-
-# When (time.time()) the latest claim of this process that took everything due began; a task
-# queued more than CLOCK_SLACK seconds before it has nothing left to do (see drain).
-_all_taken_at = 0.0
-CLOCK_SLACK = 1.0
-_wall = time.time
-# When (time.monotonic()) a drain of this process last began a claim.
-_last_claim = 0.0
-
-
-def _claiming() -> float:
-    global _last_claim
-    _last_claim = time.monotonic()
-    return _last_claim
-
-
-def _took_all_due(began: float) -> None:
-    global _all_taken_at
-    _all_taken_at = max(_all_taken_at, began)
 
 
 def endpoint_of(postback) -> str:

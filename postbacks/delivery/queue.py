@@ -74,13 +74,14 @@ def enqueue(delivery_ids, *, marked: bool = False) -> int:
     if not ids:
         return 0
     outbox = broker_writes_to_database()
+    committed_mark = marked  # enqueued_at set and committed: cleared should the broker fail
     try:
         # With the ORM broker one transaction: the task rows commit together with enqueued_at
         # (one write on SQLite), and django-q2 does not close the connection as in autocommit.
         with transaction.atomic() if outbox else contextlib.nullcontext():
             if not marked:
                 Delivery.objects.filter(pk__in=ids).update(enqueued_at=timezone.now())
-                marked = not outbox  # committed already: to be cleared if the broker fails
+                committed_mark = not outbox
             # With concurrent dispatch a task drains a batch: one per batch will do.
             step = conf.batch_size() if conf.concurrent_dispatch() else 1
             for delivery_id in ids[::step]:
@@ -93,7 +94,7 @@ def enqueue(delivery_ids, *, marked: bool = False) -> int:
             type(exc).__name__,
             exc,
         )
-        if marked:
+        if committed_mark:
             leave_for_sweeper(ids)
         return 0
     return len(ids)
