@@ -87,11 +87,9 @@ def fresh_slow_start_windows():
 
     batch.forget_windows()
     batch.forget_postbacks()
-    batch.forget_claims()
     yield
     batch.forget_windows()
     batch.forget_postbacks()
-    batch.forget_claims()
     from postbacks.transport import aiohttp_sender
 
     aiohttp_sender.forget_shared_sender()  # its connections and checked addresses

@@ -1,7 +1,9 @@
 """Concurrent dispatch (postbacks/delivery/batch.py): batch claims, many in flight, bulk log."""
 
+import os
 import threading
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import Future
 from datetime import timedelta
@@ -20,6 +22,7 @@ from postbacks.delivery.queue import (
 from postbacks.models import Delivery, DeliveryAttempt, DeliveryState, EndpointHealth
 from postbacks.transport.policy import HttpResult
 from tests.factories import ConversionFactory, PostbackFactory
+from trackdesk.broker import WakingRedis
 
 pytestmark = pytest.mark.django_db
 
@@ -256,34 +259,90 @@ def test_a_drain_waiting_for_a_hanging_request_sends_what_falls_due_meanwhile():
     assert hang_was_out == [True]
 
 
-def test_a_task_queued_before_a_claim_that_took_everything_due_claims_at_most_every_tick(
-    monkeypatch, django_assert_num_queries
-):
-    """Tasks queued while both workers were busy pile up; once the workers are free each one
-    would run a claim for deliveries an earlier drain has sent. One queued more than
-    CLOCK_SLACK before a claim that took everything due runs no statement, unless this process
-    has not claimed for a TICK (the tasks of new conversions wait behind it in the queue); a
-    task queued after that claim claims as always."""
-    wall = [1000.0]
-    monkeypatch.setattr(batch._ClaimClock, "wall", staticmethod(lambda: wall[0]))
-    monkeypatch.setattr(batch, "TICK", 3600.0)
+@pytest.fixture
+def waking_broker(monkeypatch):
+    """The Redis broker that wakes drains, on a queue of its own, made the process's broker."""
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("REDIS_URL is not set: the ORM broker neither wakes drains nor coalesces")
+    waking = WakingRedis(list_key=f"test-{uuid.uuid4().hex}")
+    monkeypatch.setattr(queue, "broker", lambda: waking)
+    yield waking
+    waking.connection.delete(waking.list_key, waking.pending_key, waking.wake_key)
+
+
+def test_a_drain_waiting_for_a_hanging_request_is_woken_by_a_new_task(monkeypatch, waking_broker):
+    """On Redis the task of a conversion saved while the drain waits for a hanging request
+    wakes the drain, which sends it at once: not at its next look (made an hour here), nor
+    after the hanging request."""
+    monkeypatch.setattr(batch, "LOOK_AGAIN", 3600.0)
+    make_deliveries(1, url="https://hang.example.com/pb?c={affS1}")
+    sender = FakeSender(hang_seconds=1.0)
+    submit, hanging, later, hang_was_out = sender.submit, [], [], []
+
+    def submit_and_note(method, url, headers, body=""):
+        future = submit(method, url, headers, body)
+        if not hanging:
+            hanging.append(future)
+            later.extend(make_deliveries(1, url="https://healthy.example.com/pb?c={affS1}"))
+            real_send_to_broker(later[0].pk)  # as the commit of a conversion does
+        else:
+            hang_was_out.append(not hanging[0].done())
+        return future
+
+    sender.submit = submit_and_note
+    assert batch.drain(sender=sender) == 2
+
+    later[0].refresh_from_db()
+    assert later[0].state == DeliveryState.SUCCESS
+    assert hang_was_out == [True]
+
+
+def test_one_task_that_sends_what_is_due_is_pending_at_a_time(settings, waking_broker):
+    """While one is queued, not started, another would repeat its claim: none is sent. Once it
+    starts, or when its mark expires (lost, or the workers held), the next is sent again."""
+    settings.POSTBACK_CONCURRENT_DISPATCH = True
+    waking_broker.PENDING_FOR = 0.2
+    for delivery_id in (1, 2, 3):
+        real_send_to_broker(delivery_id)
+    assert waking_broker.queue_size() == 1
+
+    waking_broker.task_started()
+    real_send_to_broker(4)
+    real_send_to_broker(5)
+    assert waking_broker.queue_size() == 2
+
+    time.sleep(0.3)  # the mark of the second expired: it may be lost
+    real_send_to_broker(6)
+    assert waking_broker.queue_size() == 3
+
+
+def test_other_tasks_are_always_sent_and_every_task_leaves_one_wake_up(settings, waking_broker):
+    settings.POSTBACK_CONCURRENT_DISPATCH = False  # one task per delivery: each is sent
+    for delivery_id in (1, 2, 3):
+        real_send_to_broker(delivery_id)
+    assert waking_broker.queue_size() == 3
+    assert waking_broker.wait_for_wake(0.01) is True
+    assert waking_broker.wait_for_wake(0.01) is False  # one wake-up, however many tasks
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_lets_the_next_be_sent_before_it_claims(monkeypatch, settings, waking_broker):
+    """Whatever was committed before a task was left unsent, the drain of the pending one
+    sees: it clears the mark first."""
+    settings.POSTBACK_CONCURRENT_DISPATCH = True
     make_deliveries(2)
-    queued_at = wall[0]  # a task for them, queued after they were committed
-    wall[0] += batch.CLOCK_SLACK + 0.5  # another task's drain, later, takes both
-    assert batch.drain(sender=FakeSender()) == 2
+    real_send_to_broker(1)
+    marked_at_claim = []
+    claim_batch = batch.claim_batch
 
-    with django_assert_num_queries(0):
-        assert batch.drain(sender=FakeSender(), queued_at=queued_at) == 0
+    def note_the_mark(*args, **kwargs):
+        marked_at_claim.append(waking_broker.connection.exists(waking_broker.pending_key))
+        return claim_batch(*args, **kwargs)
 
-    (new,) = make_deliveries(1)
-    monkeypatch.setattr(batch, "TICK", 0.0)  # no claim for that long: this one claims
-    assert batch.drain(sender=FakeSender(), queued_at=queued_at) == 1
-    new.refresh_from_db()
-    assert new.state == DeliveryState.SUCCESS
-
-    monkeypatch.setattr(batch, "TICK", 3600.0)
-    (newer,) = make_deliveries(1)  # a task queued after the last claim runs one
-    assert batch.drain(sender=FakeSender(), queued_at=wall[0]) == 1
+    monkeypatch.setattr(batch, "claim_batch", note_the_mark)
+    monkeypatch.setattr("postbacks.transport.aiohttp_sender.ConcurrentSender", FakeSender)
+    assert tasks.deliver_due() == 2
+    assert marked_at_claim and not any(marked_at_claim)
 
 
 def test_spent_budget_hands_the_rest_to_another_task(broker_calls, settings):
@@ -312,24 +371,9 @@ def test_enqueue_uses_the_concurrent_task_unless_switched_off(settings, monkeypa
     settings.POSTBACK_CONCURRENT_DISPATCH = False
     real_send_to_broker(6)
     assert sent == [
-        ("postbacks.delivery.tasks.deliver_due", ()),  # whatever is due; in a transaction no time
+        ("postbacks.delivery.tasks.deliver_due", ()),  # whatever is due
         ("postbacks.delivery.tasks.deliver", (6,)),
     ]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_task_queued_outside_a_transaction_carries_the_time_it_was_queued(monkeypatch):
-    """Outside a transaction the deliveries are committed: the task says when it was queued,
-    so that a worker whose claim has since taken everything due can tell it is stale."""
-    sent = []
-    monkeypatch.setattr(
-        "postbacks.delivery.queue.async_task", lambda func, *a, **k: sent.append((func, a))
-    )
-    before = time.time()
-    real_send_to_broker(5)
-    ((func, (queued_at,)),) = sent
-    assert func == "postbacks.delivery.tasks.deliver_due"
-    assert before <= queued_at <= time.time()
 
 
 # --- circuit breaker (postbacks/delivery/breaker.py), the same rules as one delivery at a time

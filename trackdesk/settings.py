@@ -132,6 +132,8 @@ Q_CLUSTER = {
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
+    # django-q2's Redis broker; each task also wakes a drain waiting for news (trackdesk/broker.py).
+    Q_CLUSTER["broker_class"] = "trackdesk.broker.WakingRedis"
     CACHES = {"default": {"BACKEND": "trackdesk.cache.RedisCache", "LOCATION": REDIS_URL}}
 else:
     Q_CLUSTER["orm"] = "default"

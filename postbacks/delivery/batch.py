@@ -31,7 +31,7 @@ circuit breaker opens.
 import logging
 import time
 from collections import Counter
-from concurrent.futures import ALL_COMPLETED, wait
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, wait
 from datetime import timedelta
 
 from django.db import connection, transaction
@@ -55,7 +55,8 @@ TICK = 0.02
 MAX_SKIPPED = 500
 # Seconds between claims of a drain that found everything due taken but still waits for its
 # requests (a slow or hanging receiver): what falls due meanwhile is not left waiting for a
-# worker until the slowest request ends (up to the read timeout).
+# worker until the slowest request ends (up to the read timeout). On Redis a new task wakes
+# such a drain at once (queue.Waker); this look is for the ORM broker and lost wake-ups.
 LOOK_AGAIN = 0.05
 
 
@@ -230,58 +231,12 @@ def save_many(finished: list[tuple[Delivery, DeliveryAttempt, HttpResult]]) -> N
         raise failed
 
 
-# Seconds a task's queue time must precede a claim that took everything due (other hosts' clocks).
-CLOCK_SLACK = 1.0
-
-
-class _ClaimClock:
-    """When this process's claims began: the latest (time.monotonic()), and the latest that took
-    everything due (wall-clock time, comparable with a task's `queued_at`; see drain)."""
-
-    wall = staticmethod(time.time)
-
-    def __init__(self):
-        self.last = self.all_taken = 0.0
-
-    def begin(self) -> tuple[float, float]:
-        self.last = time.monotonic()
-        return self.last, self.wall()
-
-    def took_all_due(self, began: float) -> None:
-        self.all_taken = max(self.all_taken, began)
-
-    def stale(self, queued_at: float) -> bool:
-        """A task queued then has nothing of its own to do, and this process claimed within a
-        tick."""
-        return queued_at + CLOCK_SLACK < self.all_taken and time.monotonic() - self.last < TICK
-
-
-_claims = _ClaimClock()
-
-
-def forget_claims() -> None:
-    """Forget this process's claims (tests call it between cases)."""
-    _claims.__init__()
-
-
-def drain(*, budget: float | None = None, sender=None, queued_at: float | None = None) -> int:
+def drain(*, budget: float | None = None, sender=None) -> int:
     """Send due deliveries concurrently until none is due or the budget is spent.
 
     Returns how many attempts were made. `sender` is a ConcurrentSender; by default the
     process's shared one (aiohttp_sender.shared_sender), kept open between drains.
-
-    `queued_at`: when the task was queued (time.time(), its deliveries committed by then). A
-    claim of this process that began later and took everything due (_Drain.all_due_taken) took
-    those deliveries too, or found them not claimable, and what makes them claimable queues
-    them again (release_next, the breaker, the sweeper). Such a task has nothing of its own to
-    do, and claims only if this process has not claimed for a TICK: tasks pile up behind
-    workers whose drains wait for hanging requests (while those drains send what falls due),
-    and once the requests time out a thousand of them each ran a claim, a storm that slowed
-    the API for seconds; yet the tasks of new conversions wait behind them in the queue, so a
-    claim per tick still sends those. CLOCK_SLACK covers the clocks of other hosts.
     """
-    if queued_at is not None and _claims.stale(queued_at):
-        return 0
     budget = conf.drain_seconds() if budget is None else budget
     run = _Drain(sender, deadline=time.monotonic() + budget)
     try:
@@ -311,17 +266,37 @@ class _Drain:
         self.out_of_time = False
         self.held_back = False
         self.all_due_taken = False
+        self.waiting = False  # the last claim found nothing more it could send now
         self.claimed_at = 0.0
+        self.woken = False
 
     def loop(self) -> None:
         while True:
             claimed = self.refill()
             if self.in_flight:
-                wait(list(self.in_flight), timeout=TICK, return_when=ALL_COMPLETED)
+                self.pause()
                 self.collect()
             self.record()
             if not self.in_flight and not claimed and not self.held_back:
                 return
+
+    def pause(self) -> None:
+        """Wait up to a TICK for the requests in flight to end (all of them: their attempts
+        are then written together). A drain that found nothing more to claim only waits for
+        its requests; on a broker that wakes (queue.Waker) a new task ends that wait, and the
+        drain claims at once."""
+        wake = queue.waker.future() if self.waiting else None
+        if wake is None:
+            wait(list(self.in_flight), timeout=TICK, return_when=ALL_COMPLETED)
+            return
+        end, pending = time.monotonic() + TICK, set(self.in_flight)
+        while pending and not wake.done():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            done, _ = wait([*pending, wake], timeout=left, return_when=FIRST_COMPLETED)
+            pending -= done
+        self.woken = wake.done() and wake.result()
 
     def record(self) -> None:
         done, self.finished = self.finished, []  # handed over: never recorded twice
@@ -362,28 +337,38 @@ class _Drain:
         # The query knows postbacks, not hosts: skip the postbacks seen for a busy endpoint (up
         # to MAX_SKIPPED, to keep the query small); _within_share hands back any others.
         skip = sorted({pk for key in busy for pk in self.postbacks.get(key, ())})[:MAX_SKIPPED]
-        if self.all_due_taken and (
-            not self.in_flight or time.monotonic() - self.claimed_at < LOOK_AGAIN
-        ):
+        if self.waiting and not self.woken and not self.look_again():
             return []
-        self.claimed_at, began = _claims.begin()
+        self.woken = False
+        self.claimed_at = time.monotonic()
         found = claim_batch(limit, skip_postbacks=skip, postbacks=self.postback_rows)
         # Backed-off endpoints first: all they claimed is deferred, none of it handed back.
         claimed = self._within_share(breaker.defer_open_endpoints(found, self.clean))
-        # Fewer than asked for, none skipped for a full endpoint, and every one sent: nothing
-        # else was due. Deliveries due later come with their own task (new ones on commit,
-        # retries from the sweeper), so this drain only finishes what it sent, without a claim
-        # every tick (on a trickle of one conversion per task those were most of a worker's
-        # work); while a request stays out it looks again every LOOK_AGAIN seconds, since the
+        # Fewer than asked for and every one sent: nothing else was due, but for the busy
+        # endpoints' deliveries (claimable when one of their requests ends, see collect); with
+        # none skipped, nothing at all. Deliveries due later come with their own task (new ones
+        # on commit, retries from the sweeper), so this drain only finishes what it sent,
+        # without a claim every tick (on a trickle of one conversion per task those were most
+        # of a worker's work); while a request stays out it looks again (look_again), since the
         # task of what falls due meanwhile may be waiting for this very worker.
-        self.all_due_taken = not skip and len(found) < limit and len(claimed) == len(found)
-        if self.all_due_taken:
-            _claims.took_all_due(began)
+        self.waiting = len(found) < limit and len(claimed) == len(found)
+        self.all_due_taken = self.waiting and not skip
         if claimed:
             self.start(claimed)
         # What the claim found, sent or not: a batch that was all deferred or handed back does
         # not mean nothing else is due (the next claim looks past it).
         return found
+
+    def look_again(self) -> bool:
+        """Whether a waiting drain claims again: never without requests in flight (it ends);
+        every LOOK_AGAIN seconds while they stay out, should a wake-up be lost; on a broker
+        that does not wake, every tick while a busy endpoint is skipped (as a drain that
+        found more due), since new deliveries for others may be due any moment."""
+        if not self.in_flight:
+            return False
+        if not self.all_due_taken and not queue.waker.wakes():
+            return True
+        return time.monotonic() - self.claimed_at >= LOOK_AGAIN
 
     def start(self, claimed: list[Delivery]) -> None:
         """Send the claimed deliveries; one that cannot be sent is finished with the reason."""
@@ -436,6 +421,8 @@ class _Drain:
         for future in [f for f in self.in_flight if f.done()]:
             delivery, attempt = self.in_flight.pop(future)
             key = self.endpoint(delivery)
+            if self.load[key] >= self.allowed(key):  # its skipped deliveries may be claimed now
+                self.waiting = False
             self.load[key] -= 1
             try:
                 result = future.result()

@@ -8,7 +8,9 @@ delivery before sending (postbacks/delivery/single.py, postbacks/delivery/batch.
 import contextlib
 import functools
 import logging
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 
 from django.db import DatabaseError, transaction
@@ -37,21 +39,77 @@ def send_to_broker(delivery_id: int) -> None:
     """The one call that talks to django-q2 (tests replace it).
 
     Concurrent dispatch queues a task that sends whatever is due, this delivery among it, so
-    the task needs no delivery; the id still names the task in django-q2's admin. Outside a
-    transaction the rows are committed, and the task carries the time it was queued: a worker
-    that has since taken everything due skips it (batch.drain).
+    the task needs no delivery; the id still names the task in django-q2's admin. One such task
+    pending is enough: on a broker that can tell (trackdesk.broker.WakingRedis.once), no other
+    is sent until it starts.
     """
     if conf.concurrent_dispatch():
-        committed = not transaction.get_connection().in_atomic_block
-        func, args = "deliver_due", (time.time(),) if committed else ()
+        once = getattr(broker(), "once", None)
+        async_task(
+            "postbacks.delivery.tasks.deliver_due",
+            task_name=f"delivery-{delivery_id}",
+            broker=once() if once else broker(),
+        )
     else:
-        func, args = "deliver", (delivery_id,)
-    async_task(
-        f"postbacks.delivery.tasks.{func}",
-        *args,
-        task_name=f"delivery-{delivery_id}",
-        broker=broker(),
-    )
+        async_task(
+            "postbacks.delivery.tasks.deliver",
+            delivery_id,
+            task_name=f"delivery-{delivery_id}",
+            broker=broker(),
+        )
+
+
+def task_started() -> None:
+    """A task that sends whatever is due starts (before it claims): the next is sent again."""
+    started = getattr(broker(), "task_started", None)
+    if started is not None:
+        started()
+
+
+class Waker:
+    """Tells a drain, in the middle of its task, that a task was queued (on a broker that wakes,
+    trackdesk.broker.WakingRedis; elsewhere never).
+
+    A drain that took everything due but waits for a slow receiver keeps its worker busy, and
+    the task of the next conversion would wait in the queue behind it: the drain looks for new
+    work when `future()` completes with True. One wait at a time per process, in a thread of
+    its own, each up to WAIT seconds; a wake-up taken while no drain waits is lost, and the
+    drain's own look every LOOK_AGAIN seconds (batch.py) still finds the work.
+    """
+
+    WAIT = 0.5
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._current: Future | None = None
+
+    def wakes(self) -> bool:
+        return hasattr(broker(), "wait_for_wake")
+
+    def future(self) -> Future | None:
+        """A future that completes with True on a wake-up (then call again for the next one),
+        with False after WAIT seconds without one; None if the broker does not wake."""
+        wait_for_wake = getattr(broker(), "wait_for_wake", None)
+        if wait_for_wake is None:
+            return None
+        with self._lock:
+            if self._current is None or self._current.done():
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="postbacks-waker")
+                self._current = self._pool.submit(self._wait, wait_for_wake)
+            return self._current
+
+    def _wait(self, wait_for_wake) -> bool:
+        try:
+            return wait_for_wake(self.WAIT)
+        except Exception as exc:  # Redis away: no wake-ups (the drains' looks go on)
+            log.debug("Waiting for a wake-up failed: %s", exc)
+            time.sleep(self.WAIT)
+            return False
+
+
+waker = Waker()
 
 
 def broker_writes_to_database() -> bool:

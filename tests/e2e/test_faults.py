@@ -188,3 +188,41 @@ def test_burst_with_a_third_of_the_endpoints_hanging_completes_for_the_healthy_o
         assert len(dead.requests) <= handful
         assert len(one.requests) + len(two.requests) == 667
         dead.release()
+
+
+def test_conversions_saved_while_every_worker_waits_on_a_hanging_receiver_arrive_meanwhile(
+    cluster,
+):
+    """Both workers' drains hold requests to a receiver that never answers (30 s timeout).
+    Conversions for a healthy receiver saved meanwhile reach it while those requests are
+    still out, each once, and so do those saved once the workers are free again, with no help
+    from the sweeper (a delivery whose task was never run would wait an hour): on Redis a
+    drain is woken by their tasks, one of which is pending at a time; on the ORM broker the
+    drains look again every few ticks."""
+    with Sink(host="127.0.0.1") as healthy, Sink(host="127.0.0.2") as dead:
+        dead.behaviour.hang = True
+        cluster(
+            POSTBACK_READ_TIMEOUT="30",
+            POSTBACK_TOTAL_TIMEOUT="31",
+            POSTBACK_CLAIM_SECONDS="60",
+            POSTBACK_STALE_AFTER="3600",
+        )
+        held = batch.INITIAL_WINDOW * 2  # each worker's first window to the endpoint
+        hanging = endpoint(dead.url)
+        for _ in range(held + 4):
+            convert(*hanging)
+        assert wait_until(lambda: len(dead.requests) >= held, timeout=30), len(dead.requests)
+
+        answering = endpoint(healthy.url)
+        for _ in range(50):
+            convert(*answering)
+        assert wait_until(lambda: len(healthy.requests) >= 50, timeout=15), len(healthy.requests)
+        assert len(dead.requests) == held  # all still out: nothing has timed out yet
+        assert len({r.query["id"] for r in healthy.requests}) == 50  # each once
+
+        dead.behaviour.hang = False
+        dead.release()  # the workers are free again: each task is taken at once
+        for _ in range(50):
+            convert(*answering)
+        assert wait_until(lambda: len(healthy.requests) >= 100, timeout=15), len(healthy.requests)
+        assert len({r.query["id"] for r in healthy.requests}) == 100
