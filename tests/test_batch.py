@@ -297,23 +297,31 @@ def test_a_drain_waiting_for_a_hanging_request_is_woken_by_a_new_task(monkeypatc
     assert hang_was_out == [True]
 
 
-def test_one_task_that_sends_what_is_due_is_pending_at_a_time(settings, waking_broker):
-    """While one is queued, not started, another would repeat its claim: none is sent. Once it
-    starts, or when its mark expires (lost, or the workers held), the next is sent again."""
+def test_tasks_that_send_what_is_due_are_pending_one_per_worker_at_most(settings, waking_broker):
+    """While as many are queued, not started, as there are workers, another would repeat
+    their claims: none is sent. Once one starts, one more is sent; when their count expires
+    (lost, or the workers held), they are sent again."""
     settings.POSTBACK_CONCURRENT_DISPATCH = True
-    waking_broker.PENDING_FOR = 0.2
-    for delivery_id in (1, 2, 3):
+    waking_broker.pending_tasks = 2
+    waking_broker.PENDING_FOR = 0.3
+    for delivery_id in (1, 2, 3, 4):
         real_send_to_broker(delivery_id)
-    assert waking_broker.queue_size() == 1
+    assert waking_broker.queue_size() == 2  # a backlog queued at once keeps both workers busy
 
     waking_broker.task_started()
-    real_send_to_broker(4)
     real_send_to_broker(5)
-    assert waking_broker.queue_size() == 2
-
-    time.sleep(0.3)  # the mark of the second expired: it may be lost
     real_send_to_broker(6)
     assert waking_broker.queue_size() == 3
+
+    time.sleep(0.4)  # the count expired: those pending may be lost
+    for delivery_id in (7, 8, 9):
+        real_send_to_broker(delivery_id)
+    assert waking_broker.queue_size() == 5
+    waking_broker.task_started()  # started tasks of the expired count leave the new one alone
+    waking_broker.task_started()
+    waking_broker.task_started()
+    real_send_to_broker(10)
+    assert waking_broker.queue_size() == 6
 
 
 def test_other_tasks_are_always_sent_and_every_task_leaves_one_wake_up(settings, waking_broker):

@@ -9,10 +9,11 @@ its queue reads wait with back-off (1 s doubling to 30 s, one log line each) unt
 answers again; then the cluster carries on by itself.
 
 WakingRedis, the Redis broker, with two things for the tasks that send whatever is due:
-- one pending at a time (`once()`): while such a task waits in the queue, another would only
-  repeat its claim, so the message is not sent again. The task, when it starts, says so
-  (`task_started()`) before it claims, and the next one is sent again. Workers held by slow
-  receivers thus no longer return to a thousand queued tasks, each a claim for nothing.
+- as many pending as there are workers (`coalesced()`): while that many such tasks wait in the
+  queue, another would only repeat their claims, so the message is not sent. A task, when it
+  starts, says so (`task_started()`) before it claims, and one more is sent again. Workers held
+  by slow receivers thus no longer return to a thousand queued tasks, each a claim for
+  nothing, while a backlog queued at once still keeps every worker draining.
 - a wake-up with every task (`wait_for_wake()`): a drain that took everything due but waits for
   a slow receiver's answer (postbacks.delivery.queue.Waker) sends the next conversion's
   postback at once, instead of at its next look.
@@ -87,9 +88,11 @@ class WakingRedis(Redis):
     """django-q2's Redis broker; each task also leaves a wake-up (a list of at most one item),
     in the same round trip."""
 
-    # Seconds a pending task stands for the ones not sent after it. Should it wait longer in
-    # the queue (the workers are held) or be lost, the next task is sent again.
+    # Seconds the count of pending tasks lives from the first one sent: should they wait longer
+    # in the queue (the workers are held) or be lost, more are sent again.
     PENDING_FOR = 1.0
+    # Pending tasks that send whatever is due at most (None: Q_CLUSTER["workers"]).
+    pending_tasks: int | None = None
 
     @property
     def wake_key(self) -> str:
@@ -106,43 +109,60 @@ class WakingRedis(Redis):
         pipe.ltrim(self.wake_key, 0, 0)  # one wake-up is enough: the drain it wakes claims all due
         return pipe.execute()[0]
 
-    def once(self) -> "_Once":
-        """This broker for a task that is not sent while one like it is pending (async_task's
-        `broker`); its enqueue returns 0 then."""
-        return _Once(self)
+    def coalesced(self) -> "_Coalesced":
+        """This broker for a task not sent while `pending_tasks` like it wait in the queue
+        (async_task's `broker`); its enqueue returns 0 then."""
+        return _Coalesced(self)
 
     def task_started(self) -> None:
-        """A task given to once() starts: the next one is sent again. Call it before the task
-        looks at the database: whatever was committed before a task was left unsent, it sees."""
-        self.connection.delete(self.pending_key)
+        """A task given to coalesced() starts: one more may be sent. Call it before the task
+        looks at the database: what was committed before a task was left unsent, it sees."""
+        self._script("_started", _STARTED)(keys=[self.pending_key])
 
     def wait_for_wake(self, timeout: float) -> bool:
         """Take the wake-up, waiting up to `timeout` seconds for one; whether there was one."""
         return self.connection.blpop([self.wake_key], timeout) is not None
 
+    def _script(self, name: str, source: str):
+        script = self.__dict__.get(name)
+        if script is None:
+            script = self.__dict__[name] = self.connection.register_script(source)
+        return script
 
-# KEYS: the queue, the pending mark, the wake-up; ARGV: the task, the mark's life (ms).
-_ENQUEUE_ONCE = """
+
+# KEYS: the queue, the count of pending tasks, the wake-up; ARGV: the task, the count's life
+# (ms), the most pending. A task is left unsent only while that many sent ones have not started:
+# the first of them to start claims what was committed before it was left unsent.
+_ENQUEUE_COALESCED = """
 redis.call('LPUSH', KEYS[3], 1)
 redis.call('LTRIM', KEYS[3], 0, 0)
-if redis.call('SET', KEYS[2], 1, 'NX', 'PX', ARGV[2]) then
-    return redis.call('RPUSH', KEYS[1], ARGV[1])
+local pending = tonumber(redis.call('GET', KEYS[2]) or '0')
+if pending >= tonumber(ARGV[3]) then
+    return 0
 end
-return 0
+if redis.call('INCR', KEYS[2]) == 1 then
+    redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return redis.call('RPUSH', KEYS[1], ARGV[1])
+"""
+# KEYS: the count of pending tasks. A count gone (expired) stays gone.
+_STARTED = """
+if redis.call('DECR', KEYS[1]) <= 0 then
+    redis.call('DEL', KEYS[1])
+end
 """
 
 
-class _Once:
-    """What async_task uses of a broker (list_key, enqueue), sending only if no task is pending;
-    one round trip (a script), as a plain enqueue."""
+class _Coalesced:
+    """What async_task uses of a broker (list_key, enqueue), sending only while fewer than
+    `pending_tasks` are pending; one round trip (a script), as a plain enqueue."""
 
     def __init__(self, broker: WakingRedis):
         self.broker, self.list_key = broker, broker.list_key
 
     def enqueue(self, task) -> int:
         broker = self.broker
-        script = getattr(broker, "_enqueue_once", None)
-        if script is None:
-            script = broker._enqueue_once = broker.connection.register_script(_ENQUEUE_ONCE)
+        most = broker.pending_tasks or Conf.WORKERS or 1
         keys = [broker.list_key, broker.pending_key, broker.wake_key]
-        return script(keys=keys, args=[task, int(broker.PENDING_FOR * 1000)])
+        args = [task, int(broker.PENDING_FOR * 1000), most]
+        return broker._script("_enqueue_coalesced", _ENQUEUE_COALESCED)(keys=keys, args=args)

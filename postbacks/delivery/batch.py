@@ -261,6 +261,7 @@ class _Drain:
         self.postbacks: dict[str, set[int]] = {}  # endpoint key -> postback ids seen for it
         self.finished: list = []
         self.clean: set[str] = set()  # endpoints with no failure streak at the last look
+        self.breaker = bool(conf.breaker_threshold())
         self.postback_rows = _postbacks
         self.attempts = 0
         self.out_of_time = False
@@ -277,7 +278,8 @@ class _Drain:
                 self.pause()
                 self.collect()
             self.record()
-            if not self.in_flight and not claimed and not self.held_back:
+            idle = not self.in_flight and not claimed and not self.held_back
+            if idle and (self.waiting or self.out_of_time):  # else an outcome made more due
                 return
 
     def pause(self) -> None:
@@ -342,16 +344,18 @@ class _Drain:
         self.woken = False
         self.claimed_at = time.monotonic()
         found = claim_batch(limit, skip_postbacks=skip, postbacks=self.postback_rows)
-        # Backed-off endpoints first: all they claimed is deferred, none of it handed back.
-        claimed = self._within_share(breaker.defer_open_endpoints(found, self.clean))
-        # Fewer than asked for and every one sent: nothing else was due, but for the busy
+        # Backed-off endpoints first: all they claimed is deferred (due no more), none of it
+        # handed back.
+        sendable = breaker.defer_open_endpoints(found, self.clean)
+        claimed = self._within_share(sendable)
+        # Fewer than asked for and none handed back: nothing else was due, but for the busy
         # endpoints' deliveries (claimable when one of their requests ends, see collect); with
         # none skipped, nothing at all. Deliveries due later come with their own task (new ones
         # on commit, retries from the sweeper), so this drain only finishes what it sent,
         # without a claim every tick (on a trickle of one conversion per task those were most
         # of a worker's work); while a request stays out it looks again (look_again), since the
         # task of what falls due meanwhile may be waiting for this very worker.
-        self.waiting = len(found) < limit and len(claimed) == len(found)
+        self.waiting = len(found) < limit and len(claimed) == len(sendable)
         self.all_due_taken = self.waiting and not skip
         if claimed:
             self.start(claimed)
@@ -428,6 +432,8 @@ class _Drain:
                 result = future.result()
             except Exception as exc:  # the sender never raises; keep the log complete anyway
                 result = HttpResult(error=policy.sending_failed(exc))
+            if result.ok and key not in self.clean and self.breaker:  # may end a back-off,
+                self.waiting = False  # which makes its backlog due
             _adjust_window(key, result, self.per_endpoint)
             self.finished.append((delivery, attempt, result))
 

@@ -204,14 +204,14 @@ def defer_open_endpoints(deliveries: list[Delivery], clean: set | None = None) -
     rows = (
         EndpointHealth.objects.filter(host__in=hosts)
         .order_by()
-        .values_list("host", "opened_until", "consecutive_failures", "probing")
+        .only("host", "opened_until", "consecutive_failures", "probing")
     )
-    open_hosts, troubled = set(), set()
-    for host, opened_until, failures, probing in rows:
-        if opened_until is not None:
-            open_hosts.add(host)
-        if opened_until is not None or failures or probing:
-            troubled.add(host)
+    open_hosts, troubled = {}, set()  # open_hosts: host -> its row, which _backed_off reads
+    for health in rows:
+        if health.opened_until is not None:
+            open_hosts[health.host] = health
+        if health.opened_until is not None or health.consecutive_failures or health.probing:
+            troubled.add(health.host)
     if clean is not None:
         clean.difference_update(troubled)
         clean.update(hosts - troubled)
@@ -225,7 +225,7 @@ def defer_open_endpoints(deliveries: list[Delivery], clean: set | None = None) -
             send.append(delivery)
             continue
         if host not in decided:
-            decided[host] = _backed_off(host)
+            decided[host] = _backed_off(host, open_hosts[host])
             if decided[host][0] is None:  # this batch sends the probe: the others wait for it
                 send.append(delivery)
                 probe = timezone.now() + timedelta(seconds=conf.claim_seconds())

@@ -40,15 +40,15 @@ def send_to_broker(delivery_id: int) -> None:
 
     Concurrent dispatch queues a task that sends whatever is due, this delivery among it, so
     the task needs no delivery; the id still names the task in django-q2's admin. One such task
-    pending is enough: on a broker that can tell (trackdesk.broker.WakingRedis.once), no other
-    is sent until it starts.
+    pending per worker is enough: on a broker that can tell (trackdesk.broker.WakingRedis
+    .coalesced), no more are sent until one starts.
     """
     if conf.concurrent_dispatch():
-        once = getattr(broker(), "once", None)
+        coalesced = getattr(broker(), "coalesced", None)
         async_task(
             "postbacks.delivery.tasks.deliver_due",
             task_name=f"delivery-{delivery_id}",
-            broker=once() if once else broker(),
+            broker=coalesced() if coalesced else broker(),
         )
     else:
         async_task(

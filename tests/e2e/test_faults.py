@@ -197,8 +197,8 @@ def test_conversions_saved_while_every_worker_waits_on_a_hanging_receiver_arrive
     Conversions for a healthy receiver saved meanwhile reach it while those requests are
     still out, each once, and so do those saved once the workers are free again, with no help
     from the sweeper (a delivery whose task was never run would wait an hour): on Redis a
-    drain is woken by their tasks, one of which is pending at a time; on the ORM broker the
-    drains look again every few ticks."""
+    drain is woken by their tasks, of which at most one per worker is pending; on the ORM
+    broker the drains look again every few ticks."""
     with Sink(host="127.0.0.1") as healthy, Sink(host="127.0.0.2") as dead:
         dead.behaviour.hang = True
         cluster(
