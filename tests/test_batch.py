@@ -234,10 +234,10 @@ def test_a_hanging_receiver_gets_a_bounded_share_and_others_still_go_out(setting
     assert DeliveryAttempt.objects.count() == 32
 
 
-def test_a_drain_waiting_for_a_hanging_request_sends_what_falls_due_meanwhile():
-    """The drain took all that was due and waits for one hanging request; a conversion saved
-    meanwhile queues a task that may need this very worker, so the drain itself sends it while
-    the hanging request is still out (not after it, as once: up to the read timeout later)."""
+def drain_saving_one_while_a_request_hangs(on_save=lambda delivery: None):
+    """Drain one delivery whose request hangs for a second; when it goes out, save one for a
+    healthy endpoint (and call `on_save` with it). Returns the attempts, the saved delivery
+    read again, and, for each later request, whether the hanging one was still out."""
     make_deliveries(1, url="https://hang.example.com/pb?c={affS1}")
     sender = FakeSender(hang_seconds=1.0)
     submit, hanging, later, hang_was_out = sender.submit, [], [], []
@@ -247,15 +247,24 @@ def test_a_drain_waiting_for_a_hanging_request_sends_what_falls_due_meanwhile():
         if not hanging:
             hanging.append(future)  # saved while the hanging request is out:
             later.extend(make_deliveries(1, url="https://healthy.example.com/pb?c={affS1}"))
+            on_save(later[0])
         else:
             hang_was_out.append(not hanging[0].done())
         return future
 
     sender.submit = submit_and_note
-    assert batch.drain(sender=sender) == 2
-
+    attempts = batch.drain(sender=sender)
     later[0].refresh_from_db()
-    assert later[0].state == DeliveryState.SUCCESS
+    return attempts, later[0], hang_was_out
+
+
+def test_a_drain_waiting_for_a_hanging_request_sends_what_falls_due_meanwhile():
+    """The drain took all that was due and waits for one hanging request; a conversion saved
+    meanwhile queues a task that may need this very worker, so the drain itself sends it while
+    the hanging request is still out (not after it, as once: up to the read timeout later)."""
+    attempts, later, hang_was_out = drain_saving_one_while_a_request_hangs()
+    assert attempts == 2
+    assert later.state == DeliveryState.SUCCESS
     assert hang_was_out == [True]
 
 
@@ -275,25 +284,12 @@ def test_a_drain_waiting_for_a_hanging_request_is_woken_by_a_new_task(monkeypatc
     wakes the drain, which sends it at once: not at its next look (made an hour here), nor
     after the hanging request."""
     monkeypatch.setattr(batch, "LOOK_AGAIN", 3600.0)
-    make_deliveries(1, url="https://hang.example.com/pb?c={affS1}")
-    sender = FakeSender(hang_seconds=1.0)
-    submit, hanging, later, hang_was_out = sender.submit, [], [], []
-
-    def submit_and_note(method, url, headers, body=""):
-        future = submit(method, url, headers, body)
-        if not hanging:
-            hanging.append(future)
-            later.extend(make_deliveries(1, url="https://healthy.example.com/pb?c={affS1}"))
-            real_send_to_broker(later[0].pk)  # as the commit of a conversion does
-        else:
-            hang_was_out.append(not hanging[0].done())
-        return future
-
-    sender.submit = submit_and_note
-    assert batch.drain(sender=sender) == 2
-
-    later[0].refresh_from_db()
-    assert later[0].state == DeliveryState.SUCCESS
+    # As the commit of a conversion does, the saved delivery's task is queued.
+    attempts, later, hang_was_out = drain_saving_one_while_a_request_hangs(
+        lambda delivery: real_send_to_broker(delivery.pk)
+    )
+    assert attempts == 2
+    assert later.state == DeliveryState.SUCCESS
     assert hang_was_out == [True]
 
 

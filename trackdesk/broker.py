@@ -22,6 +22,7 @@ Q_CLUSTER["broker_class"] names the one in use.
 """
 
 import contextlib
+import functools
 import logging
 import time
 
@@ -117,17 +118,19 @@ class WakingRedis(Redis):
     def task_started(self) -> None:
         """A task given to coalesced() starts: one more may be sent. Call it before the task
         looks at the database: what was committed before a task was left unsent, it sees."""
-        self._script("_started", _STARTED)(keys=[self.pending_key])
+        self._started_script(keys=[self.pending_key])
 
     def wait_for_wake(self, timeout: float) -> bool:
         """Take the wake-up, waiting up to `timeout` seconds for one; whether there was one."""
         return self.connection.blpop([self.wake_key], timeout) is not None
 
-    def _script(self, name: str, source: str):
-        script = self.__dict__.get(name)
-        if script is None:
-            script = self.__dict__[name] = self.connection.register_script(source)
-        return script
+    @functools.cached_property
+    def _enqueue_script(self):
+        return self.connection.register_script(_ENQUEUE_COALESCED)
+
+    @functools.cached_property
+    def _started_script(self):
+        return self.connection.register_script(_STARTED)
 
 
 # KEYS: the queue, the count of pending tasks, the wake-up; ARGV: the task, the count's life
@@ -165,4 +168,4 @@ class _Coalesced:
         most = broker.pending_tasks or Conf.WORKERS or 1
         keys = [broker.list_key, broker.pending_key, broker.wake_key]
         args = [task, int(broker.PENDING_FOR * 1000), most]
-        return broker._script("_enqueue_coalesced", _ENQUEUE_COALESCED)(keys=keys, args=args)
+        return broker._enqueue_script(keys=keys, args=args)

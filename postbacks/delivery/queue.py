@@ -44,23 +44,21 @@ def send_to_broker(delivery_id: int) -> None:
     .coalesced), no more are sent until one starts.
     """
     if conf.concurrent_dispatch():
+        func, args = "deliver_due", ()
         coalesced = getattr(broker(), "coalesced", None)
-        async_task(
-            "postbacks.delivery.tasks.deliver_due",
-            task_name=f"delivery-{delivery_id}",
-            broker=coalesced() if coalesced else broker(),
-        )
+        target = coalesced() if coalesced else broker()
     else:
-        async_task(
-            "postbacks.delivery.tasks.deliver",
-            delivery_id,
-            task_name=f"delivery-{delivery_id}",
-            broker=broker(),
-        )
+        func, args, target = "deliver", (delivery_id,), broker()
+    async_task(
+        f"postbacks.delivery.tasks.{func}",
+        *args,
+        task_name=f"delivery-{delivery_id}",
+        broker=target,
+    )
 
 
 def task_started() -> None:
-    """A task that sends whatever is due starts (before it claims): the next is sent again."""
+    """A task that sends whatever is due starts (before it claims): one more may be sent."""
     started = getattr(broker(), "task_started", None)
     if started is not None:
         started()
@@ -70,11 +68,11 @@ class Waker:
     """Tells a drain, in the middle of its task, that a task was queued (on a broker that wakes,
     trackdesk.broker.WakingRedis; elsewhere never).
 
-    A drain that took everything due but waits for a slow receiver keeps its worker busy, and
-    the task of the next conversion would wait in the queue behind it: the drain looks for new
-    work when `future()` completes with True. One wait at a time per process, in a thread of
-    its own, each up to WAIT seconds; a wake-up taken while no drain waits is lost, and the
-    drain's own look every LOOK_AGAIN seconds (batch.py) still finds the work.
+    A drain that found nothing more to claim but waits for a slow receiver keeps its worker
+    busy, and the task of the next conversion would wait in the queue behind it: the drain
+    looks for new work when `future()` completes with True. One wait at a time per process, in
+    a thread of its own, each up to WAIT seconds; a wake-up taken while no drain waits is lost,
+    and the drain's own look every LOOK_AGAIN seconds (batch.py) still finds the work.
     """
 
     WAIT = 0.5

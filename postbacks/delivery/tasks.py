@@ -14,12 +14,12 @@ def deliver(delivery_id: int) -> None:
 def deliver_due(queued_at: float | None = None) -> int:
     """Send every due delivery concurrently (postbacks/delivery/batch.py).
 
-    It first lets the next such task be sent (queue.send_to_broker sends one at a time where the
-    broker can tell). `queued_at`, which an earlier version sent, is not used. A message queued
-    with a delivery id by an older version is a time as well and does the same; one queued as
-    postbacks.tasks.deliver_due fails in the worker, and django-q2 records a failed task
-    without stopping the worker; the delivery stays pending, so the sweeper enqueues it again
-    after POSTBACK_STALE_AFTER.
+    It first lets one more such task be sent (queue.send_to_broker sends at most one pending
+    per worker where the broker can tell). `queued_at`, which an earlier version sent, is not
+    used; a message an older version queued with a delivery id passes that id here, and is
+    run the same. One queued as postbacks.tasks.deliver_due fails in the worker, and django-q2
+    records a failed task without stopping the worker; the delivery stays pending, so the
+    sweeper enqueues it again after POSTBACK_STALE_AFTER.
     """
     queue.task_started()
     return batch.drain()
