@@ -365,6 +365,21 @@ def test_deliver_due_task_drains(monkeypatch):
     assert len(sender.calls) == 4
 
 
+def test_a_task_drains_even_when_the_broker_cannot_be_told_it_started(monkeypatch):
+    """Redis gone between taking the message and telling it the task started: the deliveries
+    are in the database, so the task sends them anyway (the pending count expires by itself)."""
+
+    class Unreachable:
+        def task_started(self):
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(queue, "broker", Unreachable)
+    make_deliveries(3)
+    monkeypatch.setattr("postbacks.transport.aiohttp_sender.ConcurrentSender", FakeSender)
+    assert tasks.deliver_due() == 3
+    assert Delivery.objects.filter(state=DeliveryState.SUCCESS).count() == 3
+
+
 def test_enqueue_uses_the_concurrent_task_unless_switched_off(settings, monkeypatch):
     sent = []
     monkeypatch.setattr(

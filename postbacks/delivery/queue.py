@@ -58,10 +58,17 @@ def send_to_broker(delivery_id: int) -> None:
 
 
 def task_started() -> None:
-    """A task that sends whatever is due starts (before it claims): one more may be sent."""
+    """A task that sends whatever is due starts (before it claims): one more may be sent.
+
+    Should the broker not answer, the task drains anyway: the count of pending tasks expires
+    by itself (trackdesk.broker.WakingRedis.PENDING_FOR)."""
     started = getattr(broker(), "task_started", None)
-    if started is not None:
+    if started is None:
+        return
+    try:
         started()
+    except Exception as exc:
+        log.warning("Could not tell the broker a task started (%s: %s)", type(exc).__name__, exc)
 
 
 class Waker:
